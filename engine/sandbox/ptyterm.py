@@ -1,0 +1,182 @@
+"""A Terminal on a local pty (ptyprocess), used by the bwrap and local sandboxes.
+
+The pty master is ours, so the terminal's foreground process group and modes come straight from
+the kernel (tcgetpgrp and tcgetattr on the master report the slave's), and whether a program waits
+on the keyboard is read from /proc (blocked in a read of the tty, or the tty in raw mode).
+"""
+from __future__ import annotations
+
+import errno
+import os
+import platform
+import select
+import signal
+import termios
+import time
+
+import ptyprocess
+
+from .base import SandboxError
+
+# Syscall numbers for read and the poll family, per architecture (from /proc/PID/syscall).
+_READ_SYSCALLS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67}}
+_POLL_SYSCALLS = {"x86_64": {7, 23, 232, 270, 271, 281, 441}, "aarch64": {72, 73, 22, 441}}
+_ARCH = platform.machine()
+
+
+def _tty_fd(pid: int, fd: int) -> bool:
+    try:
+        target = os.readlink(f"/proc/{pid}/fd/{fd}")
+    except OSError:
+        return False
+    return target.startswith("/dev/pts/") or target.startswith("/dev/tty") or target == "/dev/console"
+
+
+def pids_in_pgrp(pgrp: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(b")") + 2:].split()
+        if len(fields) > 2 and int(fields[2]) == pgrp:
+            found.append(int(entry))
+    return found
+
+
+def blocked_on_tty(pid: int) -> bool:
+    """Whether process `pid` sleeps in a read (or poll) of a terminal."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        state = stat[stat.rfind(b")") + 2:].split()[0]
+        if state not in (b"S", b"T", b"t"):
+            return False
+        if state in (b"T", b"t"):  # stopped, e.g. by SIGTTIN: it wanted the terminal
+            return True
+        with open(f"/proc/{pid}/syscall") as f:
+            parts = f.read().split()
+    except OSError:
+        return False
+    if not parts or not parts[0].lstrip("-").isdigit():
+        return False
+    nr = int(parts[0])
+    if nr in _READ_SYSCALLS.get(_ARCH, set()) and len(parts) > 1:
+        return _tty_fd(pid, int(parts[1], 16))
+    if nr in _POLL_SYSCALLS.get(_ARCH, set()):
+        # select/poll: assume it waits on its terminal when stdin is one.
+        return _tty_fd(pid, 0)
+    return False
+
+
+class PtyTerminal:
+    """A child process on a fresh local pty."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None = None,
+                 rows: int = 24, cols: int = 80, preexec_fn=None):
+        try:
+            self.proc = ptyprocess.PtyProcess.spawn(argv, env=env, cwd=cwd, dimensions=(rows, cols),
+                                                    preexec_fn=preexec_fn)
+        except (OSError, ptyprocess.PtyProcessError) as exc:
+            raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
+        self.fd = self.proc.fd
+        self._modes = None
+        self._eof = False
+
+    def read(self, timeout: float) -> bytes:
+        if self._eof:
+            raise EOFError
+        try:
+            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
+        except (OSError, ValueError):
+            self._eof = True
+            raise EOFError from None
+        if not ready:
+            return b""
+        try:
+            data = os.read(self.fd, 65536)
+        except OSError as exc:
+            if exc.errno in (errno.EIO, errno.EBADF):  # Linux: EIO once every slave fd closed
+                self._eof = True
+                raise EOFError from None
+            raise
+        if not data:
+            self._eof = True
+            raise EOFError
+        return data
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                n = os.write(self.fd, view)
+            except BlockingIOError:
+                select.select([], [self.fd], [], 1.0)
+                continue
+            except OSError as exc:
+                raise EOFError from exc
+            view = view[n:]
+
+    def resize(self, rows: int, cols: int) -> None:
+        try:
+            self.proc.setwinsize(rows, cols)
+        except OSError:
+            pass
+
+    def foreground_pgrp(self) -> int | None:
+        try:
+            return os.tcgetpgrp(self.fd)
+        except OSError:
+            return None
+
+    def waiting_for_input(self, pgrp: int | None) -> bool:
+        try:
+            lflag = termios.tcgetattr(self.fd)[3]
+        except termios.error:
+            return False
+        if not (lflag & termios.ICANON):
+            return True  # a full-screen program (vi, less) put the terminal in raw mode
+        if pgrp is None:
+            return False
+        return any(blocked_on_tty(pid) for pid in pids_in_pgrp(pgrp))
+
+    def save_modes(self) -> None:
+        try:
+            self._modes = termios.tcgetattr(self.fd)
+        except termios.error:
+            pass
+
+    def restore_modes(self) -> None:
+        if self._modes is not None:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSANOW, self._modes)
+            except termios.error:
+                pass
+
+    def kill_pgrp(self, pgrp: int, sig: int) -> None:
+        try:
+            os.killpg(pgrp, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def alive(self) -> bool:
+        return self.proc.isalive()
+
+    def close(self) -> None:
+        try:
+            if self.proc.isalive():
+                self.proc.kill(signal.SIGHUP)
+                deadline = time.monotonic() + 1.0
+                while self.proc.isalive() and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                if self.proc.isalive():
+                    self.proc.kill(signal.SIGKILL)
+        finally:
+            try:
+                self.proc.close(force=True)
+            except Exception:
+                pass
