@@ -1,0 +1,284 @@
+"""A session: one scenario, one sandbox, one shell, driven step by step.
+
+The step API is what the console, the CLI, eval and the tests drive:
+
+    s = Session(scenario, sandbox="bwrap", policy=policy, record_dir=run_dir)
+    s.start()                       # sandbox up, shell logged in, orientation is messages[0]
+    p = s.propose(on_token=...)     # the policy's next command (nothing is typed yet)
+    r = s.execute(p.command, source=p.source, stats=p.stats)   # type it, observe
+    s.check()                       # the checker, any time
+    outcome = s.finish()            # checks, outcome, trajectory.json; the sandbox is closed
+
+`run()` is the headless loop on top of them. Nothing here blocks on a UI; nothing here imports one.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .checker import CheckReport, run_checks
+from .outcome import Outcome, classify, is_terminal, turn_operated
+from .policy.base import Policy, Proposal, Source, TokenCallback
+from .recorder import SCHEMA, Recorder
+from .sandbox import DEFAULT, open_sandbox
+from .sandbox.base import Sandbox
+from .scenario import Scenario
+from .shell import Limits, Observation, Shell
+
+DEFAULT_STEP_BUDGET = 30
+
+
+class SessionError(RuntimeError):
+    pass
+
+
+@dataclass
+class StepResult:
+    command: str
+    observation: Observation
+    ended: str | None
+    """None while the session goes on; else exit, panic, budget or shell_lost."""
+    step: int
+
+
+class Session:
+    def __init__(self, scenario: Scenario, *, sandbox: str | Sandbox = DEFAULT,
+                 policy: Policy | None = None, record_dir: str | Path | None = None,
+                 step_budget: int = DEFAULT_STEP_BUDGET, limits: Limits = Limits(),
+                 rows: int = 24, cols: int = 80, sandbox_options: dict | None = None,
+                 on_output: Callable[[bytes], None] | None = None):
+        self.scenario = scenario
+        self.policy = policy
+        self.step_budget = step_budget
+        self.limits = limits
+        self.rows, self.cols = rows, cols
+        self._sandbox_spec = sandbox
+        self._sandbox_options = sandbox_options or {}
+        self._on_output = on_output
+        self.record_dir = Path(record_dir) if record_dir else None
+        self.recorder: Recorder | None = None
+        self.sandbox: Sandbox | None = None
+        self.shell: Shell | None = None
+        self.messages: list[dict] = []
+        self.turns: list[dict] = []
+        self.steps = 0
+        self.ended: str | None = None
+        self.outcome: Outcome | None = None
+        self.last_check: CheckReport | None = None
+        self.panic_reason: str | None = None
+
+    @property
+    def model_name(self) -> str:
+        return getattr(self.policy, "name", None) or "operator"
+
+    # -- lifecycle --------------------------------------------------------------------------------
+    def start(self) -> str:
+        """Create the sandbox, log in, and return the orientation (the first user turn)."""
+        if isinstance(self._sandbox_spec, str):
+            self.sandbox = open_sandbox(self._sandbox_spec, self.scenario, **self._sandbox_options)
+        else:
+            self.sandbox = self._sandbox_spec
+        try:
+            if self.record_dir is not None:
+                self.recorder = Recorder(self.record_dir, rows=self.rows, cols=self.cols,
+                                         title=self.scenario.name)
+                self.recorder.event("start", scenario=self.scenario.name, archetype=self.scenario.archetype,
+                                    expect=self.scenario.scenario.expect, split=self.scenario.scenario.split,
+                                    model=self.model_name, sandbox=self.sandbox.name,
+                                    source=self.scenario.source, step_budget=self.step_budget)
+            term = self.sandbox.start(rows=self.rows, cols=self.cols)
+            self.shell = Shell(term, self.sandbox.login.nonce, self.limits)
+            self.shell.rows, self.shell.cols = self.rows, self.cols
+            if self.recorder is not None:
+                self.shell.add_listener(self.recorder.output)
+            if self._on_output is not None:
+                self.shell.add_listener(self._on_output)
+            orientation = self.shell.login()
+        except BaseException:
+            self.close()
+            raise
+        self._append("user", orientation)
+        if self.recorder is not None:
+            self.recorder.marker("login")
+        return orientation
+
+    def _append(self, role: str, content: str) -> None:
+        self.messages.append({"role": role, "content": content})
+        if self.recorder is not None:
+            self.recorder.event("message", role=role, content=content)
+
+    # -- steps ------------------------------------------------------------------------------------
+    def propose(self, on_token: TokenCallback | None = None) -> Proposal:
+        if self.policy is None:
+            raise SessionError("this session has no policy; type commands with execute()")
+        if self.ended:
+            raise SessionError(f"the session has ended ({self.ended})")
+        proposal = self.policy.propose(list(self.messages), on_token=on_token)
+        if self.recorder is not None:
+            self.recorder.event("proposal", step=self.steps + 1, command=proposal.command,
+                                raw=proposal.raw, source=proposal.source, stats=proposal.stats)
+        return proposal
+
+    def execute(self, command: str, *, source: Source = "operator", original: str | None = None,
+                raw: str | None = None, stats: dict | None = None,
+                timeout: float | None = None) -> StepResult:
+        """Type `command` at the prompt as one assistant turn and observe the result."""
+        if self.shell is None:
+            raise SessionError("the session has not started")
+        if self.ended:
+            raise SessionError(f"the session has ended ({self.ended})")
+        self.steps += 1
+        if self.recorder is not None:
+            self.recorder.marker(f"step {self.steps}: {command.splitlines()[0] if command else ''}")
+        self._append("assistant", command)
+        obs = self.shell.run(command, timeout=timeout)
+        terminal = is_terminal(command)
+        ended: str | None = None
+        if obs.ended:
+            self.panic_reason = obs.panic or self.shell.panic_reason
+            if self.panic_reason is not None or terminal == "panic":
+                ended = "panic"
+                self.panic_reason = self.panic_reason or command.strip()[5:].strip()
+            elif terminal == "exit":
+                ended = "exit"
+            else:
+                ended = "shell_lost"
+        turn = {
+            "step": self.steps, "source": source, "command": command,
+            "status": obs.status, "interrupted": obs.interrupted,
+            "seconds": round(obs.seconds, 4), "output_bytes": obs.output_bytes,
+            "operated": turn_operated(command, obs.status, obs.interrupted, obs.text),
+        }
+        if original is not None and original != command:
+            turn["original"] = original
+        if raw is not None and raw != command:
+            turn["raw"] = raw
+        if stats:
+            turn["stats"] = stats
+        self.turns.append(turn)
+        if self.recorder is not None:
+            self.recorder.event("turn", turn=turn)
+        if ended is None:
+            self._append("user", obs.text)
+            if self.steps >= self.step_budget:
+                ended = "budget"
+        self.ended = ended
+        return StepResult(command=command, observation=obs, ended=ended, step=self.steps)
+
+    def check(self) -> CheckReport:
+        if self.sandbox is None:
+            raise SessionError("the session has not started")
+        report = run_checks(self.sandbox, self.scenario)
+        self.last_check = report
+        if self.recorder is not None:
+            self.recorder.event("check", step=self.steps, **report.to_dict())
+        return report
+
+    def send_keys(self, data: bytes) -> None:
+        """Operator takeover: keystrokes straight to the terminal (recorded as cast input)."""
+        if self.shell is None or self.shell.closed:
+            return
+        if self.recorder is not None:
+            self.recorder.input(data)
+        self.shell.send(data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        self.rows, self.cols = rows, cols
+        if self.shell is not None:
+            self.shell.resize(rows, cols)
+        if self.recorder is not None:
+            self.recorder.resize(rows, cols)
+
+    # -- the end ----------------------------------------------------------------------------------
+    def finish(self, ended_by: str | None = None) -> Outcome:
+        """Grade the final state, write trajectory.json, close the sandbox. Idempotent."""
+        if self.outcome is not None:
+            return self.outcome
+        if self.shell is not None and self.shell.closed and not self.ended:
+            self.panic_reason = self.shell.panic_reason
+            self.ended = "panic" if self.panic_reason is not None else "exit"
+        self.ended = self.ended or ended_by or "stopped"
+        try:
+            if self.shell is not None and not self.shell.closed:
+                self.shell.close()  # checks see the state the session left, with nothing running
+            report = self.check() if self.sandbox is not None else CheckReport([])
+            operated = any(t.get("operated") for t in self.turns)
+            outcome = Outcome(
+                outcome=classify(expect=self.scenario.scenario.expect, ended_by=self.ended,
+                                 verified=report.passed, operated=operated),
+                verified=report.passed, ended_by=self.ended, operated=operated, steps=self.steps,
+                expect=self.scenario.scenario.expect, checks=[r.to_dict() for r in report.results],
+                panic_reason=self.panic_reason)
+            self.outcome = outcome
+            if self.recorder is not None:
+                self.recorder.event("end", outcome=outcome.to_dict())
+                self.recorder.write_trajectory(self.trajectory())
+        finally:
+            self.close()
+        return outcome
+
+    def trajectory(self) -> dict:
+        return {
+            "schema": SCHEMA,
+            "scenario": self.scenario.name,
+            "archetype": self.scenario.archetype,
+            "split": self.scenario.scenario.split,
+            "expect": self.scenario.scenario.expect,
+            "model": self.model_name,
+            "sandbox": self.sandbox.name if self.sandbox is not None else None,
+            "step_budget": self.step_budget,
+            "messages": list(self.messages),
+            "turns": list(self.turns),
+            "outcome": self.outcome.to_dict() if self.outcome else None,
+        }
+
+    def close(self) -> None:
+        if self.shell is not None:
+            self.shell.close()
+        if self.sandbox is not None:
+            try:
+                self.sandbox.close()
+            except Exception:
+                pass
+        if self.recorder is not None:
+            self.recorder.close()
+
+    # -- headless ---------------------------------------------------------------------------------
+    def run(self, on_step: Callable[[StepResult], None] | None = None) -> Outcome:
+        """Start (if needed), let the policy drive until exit, panic or the step budget; finish."""
+        if self.policy is None:
+            raise SessionError("run() needs a policy")
+        try:
+            if self.shell is None:
+                self.start()
+            while not self.ended:
+                proposal = self.propose()
+                result = self.execute(proposal.command, source=proposal.source, raw=proposal.raw,
+                                      stats=proposal.stats)
+                if on_step is not None:
+                    on_step(result)
+        except BaseException:
+            if self.outcome is None:
+                try:
+                    self.finish("stopped")
+                except Exception:
+                    self.close()
+            raise
+        return self.finish()
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.outcome is None:
+            self.close()
+
+
+def run_session(scenario: Scenario, policy: Policy, **kwargs) -> Outcome:
+    started = time.monotonic()
+    session = Session(scenario, policy=policy, **kwargs)
+    outcome = session.run()
+    outcome.seconds = round(time.monotonic() - started, 3)  # type: ignore[attr-defined]
+    return outcome
