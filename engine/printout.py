@@ -49,11 +49,14 @@ def printout(text: str) -> str:
     return "\n".join(_resolve_line(line) for line in text.split("\n"))
 
 
-def elide_middle(text: str, limit: int, head: int | None = None) -> str:
-    """Keep at most `limit` characters: the start and the (larger) end, with a line saying how much went."""
-    if len(text) <= limit:
+def elide_middle(text: str, limit: int, head: int | None = None, already: int = 0) -> str:
+    """Keep at most `limit` characters: the start and the (larger) end, with a line saying how much went.
+
+    `already` counts characters that were dropped from the middle before (raw bytes never kept).
+    """
+    if len(text) <= limit and not already:
         return text
-    head = limit // 4 if head is None else head
-    tail = limit - head
-    gone = len(text) - head - tail
-    return f"{text[:head]}\n[teletype: {gone} characters elided]\n{text[-tail:]}"
+    head = min(limit // 4 if head is None else head, len(text))
+    tail = max(0, min(limit - head, len(text) - head))
+    gone = len(text) - head - tail + already
+    return f"{text[:head]}\n[teletype: {gone} characters elided]\n{text[len(text) - tail:]}"

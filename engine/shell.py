@@ -122,6 +122,9 @@ class Shell:
         self.shell_pgrp: int | None = None
         self.panic_reason: str | None = None
         self.status: int | None = None
+        self._prompt_end = 0          # stream offset just past the prompt that ended the last command
+        self._cap_start = 0           # stream offset where the current capture starts
+        self._carry = b""             # output that came after the last prompt (belongs to the next turn)
         self._reader = threading.Thread(target=self._read_loop, name="teletype-pty-reader", daemon=True)
         self._reader.start()
 
@@ -274,6 +277,10 @@ class Shell:
                     break
                 if i == 0:
                     self._capture = _Capture()
+                    self._capture.add(self._carry)
+                    self._cap_start = self._total - len(self._carry)
+                    self._carry = b""
+                    self._prompt_end = -1
                 mark = self._total
             try:
                 self.term.write(encoded + b"\n")
@@ -295,7 +302,12 @@ class Shell:
             raw, dropped = self._capture.bytes()
             total = self._capture.total
             closed = self._closed
-        obs = self._observe(raw, dropped, notes)
+            if self._prompt_end >= self._cap_start:
+                cut = self._prompt_end - self._cap_start
+                if cut > len(self._capture.head):
+                    cut -= dropped
+                raw, self._carry = raw[:cut], raw[cut:]
+        obs = self._observe(raw, dropped, notes, lines[0])
         obs.status = status
         obs.interrupted = interrupted
         obs.ended = closed or not self.term.alive()
@@ -315,6 +327,7 @@ class Shell:
                 if ev is not None and ev[1] == "ps1":
                     if self._at_prompt(ev):
                         self.status = int(ev[2])
+                        self._prompt_end = ev[0]
                         return "prompt", self.status
                     mark = ev[0]  # a marker printed by something else: keep waiting
                     continue
@@ -370,6 +383,7 @@ class Shell:
                 ev = self._event_after(mark, ("ps1",))
                 if ev is not None and self._at_prompt(ev):
                     self.status = int(ev[2])
+                    self._prompt_end = ev[0]
                     return self.status
                 if ev is not None:
                     mark = ev[0]
@@ -391,10 +405,16 @@ class Shell:
                            "the shell asked for more input; it was cancelled with ^C]"),
         }[reason]
 
-    def _observe(self, raw: bytes, dropped: int, notes: list[str]) -> Observation:
-        # The terminal echoes the first typed line; the model already knows what it typed.
-        nl = raw.find(b"\n")
-        body = raw[nl + 1:] if nl >= 0 else b""
+    def _observe(self, raw: bytes, dropped: int, notes: list[str], first_line: str = "") -> Observation:
+        # The terminal echoes the first typed line; the model already knows what it typed. Output
+        # from background jobs may come before the echo: keep it, drop only the echo itself.
+        echo = first_line.encode("utf-8") + b"\r\n"
+        at = raw.find(echo) if first_line else -1
+        if at >= 0:
+            body = raw[:at] + raw[at + len(echo):]
+        else:
+            nl = raw.find(b"\n")
+            body = raw[nl + 1:] if nl >= 0 else b""
         text = printout(body.decode("utf-8", "replace"))
         if "\n" in text:
             output, prompt = text.rsplit("\n", 1)
@@ -403,9 +423,7 @@ class Shell:
             output, prompt = "", text
         if self._closed:
             output, prompt = output + prompt, ""
-        if dropped:
-            notes.insert(0, f"[teletype: {dropped} bytes of output elided]")
-        output = elide_middle(output, self.limits.observation_chars)
+        output = elide_middle(output, self.limits.observation_chars, already=dropped)
         note_text = "".join(n + "\n" for n in notes)
         return Observation(text=output + note_text + prompt, notes=notes)
 

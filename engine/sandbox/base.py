@@ -122,22 +122,27 @@ def banner(scenario: Scenario) -> str:
 
 
 def rc_script(login: Login) -> str:
-    """The shell's $ENV file: prompt markers, banner and motd once per login."""
+    """The shell's $ENV file: prompt markers, banner and motd once per login.
+
+    The prompt uses parameter expansion only (no command substitution): a prompt that needs a fork
+    would vanish under a fork bomb, and the session with it. `cd` keeps the shown directory current.
+    """
     n = login.nonce
     return f"""\
 # teletype: prompt markers and the login banner (sourced by interactive shells through $ENV)
-__tt_prompt() {{
+__tt_where() {{
   case $PWD in "$HOME") __tt_d='~';; "$HOME"/*) __tt_d="~${{PWD#"$HOME"}}";; *) __tt_d=$PWD;; esac
-  printf '%s@%s:%s$ \\033]{PS1_OSC};{n};%s\\007' "$USER" "$HOSTNAME" "$__tt_d" "$1"
 }}
-PS1='$(__tt_prompt $?)'
-PS2="$(printf '> \\033]{PS2_OSC};{n}\\007')"
+cd() {{ command cd "$@" || return; __tt_where; }}
+PS1='$USER@$HOSTNAME:$__tt_d$ \033]{PS1_OSC};{n};$?\007'
+PS2='> \033]{PS2_OSC};{n}\007'
 if [ -z "$__TT_LOGGED_IN" ]; then
   __TT_LOGGED_IN=1; export __TT_LOGGED_IN
-  printf '\\033]{LOGIN_OSC};{n}\\007'
+  printf '\033]{LOGIN_OSC};{n}\007'
   cat {RUN_DIR}/banner {RUN_DIR}/motd 2>/dev/null
+  cd "$HOME" 2>/dev/null
 fi
-cd "$HOME" 2>/dev/null
+__tt_where
 """
 
 

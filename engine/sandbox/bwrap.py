@@ -115,7 +115,7 @@ class BwrapSandbox:
                  "--dir", "/home", "--bind", str(self.home_dir), home]
         for target, host in self.outside:
             args += ["--ro-bind", str(host), target]
-        args += ["--chdir", home, "--clearenv"]
+        args += ["--remount-ro", "/", "--chdir", home, "--clearenv"]
         for key, value in self.login.environ(self.scenario).items():
             args += ["--setenv", key, value]
         if not interactive:

@@ -1,0 +1,277 @@
+"""The `teletype` command line. Headless commands live here; console, eval and train are imported
+only when their command runs (so `teletype run` never loads textual or torch)."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .models import add_model_options, build_policy, resolve_model
+
+EPILOG = """\
+examples:
+  teletype console                                   the operator console on a bundled scenario
+  teletype run permissions/deploy_exec --policy scripted
+  teletype run file_create --model ./tiny --sandbox docker --record runs/x
+  teletype scenarios validate scenarios/
+  teletype export runs/ -o demos.jsonl
+  teletype eval heldout --model HuggingFaceTB/SmolLM2-135M-Instruct --jobs 4
+  teletype train runs/ --base ./tiny --out adapter/
+"""
+
+
+def default_run_dir(root: str | Path, scenario_name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    base = Path(root) / f"{stamp}-{scenario_name.replace('/', '-')}"
+    path, n = base, 1
+    while path.exists():
+        n += 1
+        path = Path(f"{base}-{n}")
+    return path
+
+
+def _add_session_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("session")
+    g.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap",
+                   help="where the shell runs (default bwrap; local isolates nothing)")
+    g.add_argument("--image", help="docker image for --sandbox docker (default: a busybox image "
+                                   "built locally with no registry)")
+    g.add_argument("--steps", type=int, default=30, metavar="N", help="step budget (default 30)")
+    g.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time limit per command (default 30)")
+
+
+def _sandbox_options(args) -> dict:
+    return {"image": args.image} if args.sandbox == "docker" and args.image else {}
+
+
+def _limits(args):
+    from .shell import Limits
+
+    return Limits(command_timeout=args.timeout)
+
+
+# -- run -------------------------------------------------------------------------------------------
+def cmd_run(args) -> int:
+    from .scenario import find_scenarios, load_scenario
+    from .session import Session
+
+    paths = find_scenarios(args.scenario)
+    if len(paths) != 1:
+        raise SystemExit(f"teletype: {args.scenario!r} names {len(paths)} scenarios; run takes one "
+                         "(use `teletype eval` for many)")
+    scenario = load_scenario(paths[0])
+    choice = resolve_model(args, default="scripted")
+    policy = build_policy(choice, scenario)
+    record = None if args.no_record else Path(args.record or default_run_dir(args.runs, scenario.name))
+    session = Session(scenario, sandbox=args.sandbox, policy=policy, record_dir=record,
+                      step_budget=args.steps, limits=_limits(args),
+                      sandbox_options=_sandbox_options(args))
+    quiet = args.json or args.policy == "human" or choice.policy == "human"
+
+    def show(result):
+        if quiet:
+            return
+        print(f"$ {result.command}")
+        if result.ended is None:
+            print(result.observation.text.rsplit("\n", 1)[0] if "\n" in result.observation.text else "",
+                  end="\n" if "\n" in result.observation.text else "")
+
+    try:
+        orientation = session.start()
+        if not quiet:
+            print(orientation)
+        outcome = session.run(on_step=show)
+    finally:
+        policy.close()
+    if args.json:
+        print(json.dumps({"scenario": scenario.name, "record": str(record) if record else None,
+                          **outcome.to_dict()}, indent=1))
+    else:
+        print(f"\n{scenario.name}: {outcome.outcome} (verified: {outcome.verified}, ended by "
+              f"{outcome.ended_by}, {outcome.steps} steps)")
+        for c in outcome.checks:
+            print(f"  [{'pass' if c['passed'] else 'FAIL'}] {c['kind']} {c['target']}: {c['detail']}")
+        if record:
+            print(f"recorded in {record}")
+    return 0 if outcome.clean else 1
+
+
+# -- scenarios -------------------------------------------------------------------------------------
+def cmd_scenarios_list(args) -> int:
+    from .scenario import find_scenarios, load_scenario
+
+    paths = [p for spec in (args.paths or [None]) for p in find_scenarios(spec, split=args.split,
+                                                                          archetype=args.archetype)]
+    rows = []
+    for p in paths:
+        sc = load_scenario(p)
+        rows.append({"name": sc.name, "archetype": sc.archetype, "split": sc.scenario.split,
+                     "expect": sc.scenario.expect, "description": sc.scenario.description, "path": str(p)})
+    if args.json:
+        print(json.dumps(rows, indent=1))
+        return 0
+    width = max((len(r["name"]) for r in rows), default=10)
+    for r in rows:
+        print(f"{r['name']:<{width}}  {r['split']:<7}  {r['expect']:<5}  {r['description']}")
+    print(f"{len(rows)} scenarios")
+    return 0
+
+
+def cmd_scenarios_validate(args) -> int:
+    from .scenario import find_scenarios
+    from .validate import validate_all
+
+    paths = [p for spec in (args.paths or [None]) for p in find_scenarios(spec)]
+    results = validate_all(paths, sandbox=args.sandbox, jobs=args.jobs)
+    bad = 0
+    for v in results:
+        status = "ok  " if v.ok else "FAIL"
+        print(f"{status} {v.name}: reference {v.reference or '-'}, empty {v.empty or '-'}"
+              + (f"\n     {v.problem}" if v.problem else ""))
+        bad += not v.ok
+    print(f"{len(results) - bad}/{len(results)} scenarios valid")
+    return 1 if bad else 0
+
+
+def cmd_scenarios_generate(args) -> int:
+    from .generate import generate
+
+    paths = generate(args.archetype, n=args.n, seed=args.seed, out=Path(args.out))
+    print(f"wrote {len(paths)} scenarios to {args.out}")
+    return 0
+
+
+# -- export ----------------------------------------------------------------------------------------
+def cmd_export(args) -> int:
+    from .export import Selection, export_jsonl
+
+    sel = Selection(include_unclean=args.all,
+                    sources=set(args.source.split(",")) if args.source else None,
+                    archetypes=set(args.archetype.split(",")) if args.archetype else None,
+                    splits=set(args.split.split(",")) if args.split else None)
+    n, skipped = export_jsonl(args.runs, args.output, sel)
+    for path, why in skipped:
+        if args.verbose:
+            print(f"skipped {path}: {why}", file=sys.stderr)
+    print(f"exported {n} conversations to {args.output} ({len(skipped)} skipped"
+          + ("" if args.verbose or not skipped else "; -v lists them") + ")")
+    return 0 if n else 1
+
+
+def cmd_tiny_model(args) -> int:
+    from .tinymodel import build_tiny_model
+
+    build_tiny_model(args.dir, seed=args.seed)
+    print(f"tiny model written to {args.dir}")
+    return 0
+
+
+# -- the parser ------------------------------------------------------------------------------------
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="teletype", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
+        description="An operator console and toolkit for language models that operate a POSIX shell.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    r = sub.add_parser("run", help="run one scenario headless and record it",
+                       description="Run one scenario headless: the policy types commands until exit, "
+                                   "panic or the step budget; the checker grades the final state.")
+    r.add_argument("scenario", help="a .toml file, or a bundled name such as permissions/deploy_exec")
+    _add_session_options(r)
+    add_model_options(r)
+    r.add_argument("--record", metavar="DIR", help="run directory (default: RUNS/<time>-<scenario>)")
+    r.add_argument("--runs", default="runs", metavar="RUNS", help="where recordings go (default ./runs)")
+    r.add_argument("--no-record", action="store_true", help="do not record this session")
+    r.add_argument("--json", action="store_true", help="print the outcome as JSON only")
+    r.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("scenarios", help="list, validate or generate scenarios")
+    ssub = s.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
+    sl = ssub.add_parser("list", help="list scenarios (bundled, or under PATHS)")
+    sl.add_argument("paths", nargs="*", help="files, folders, archetypes or splits (default: all bundled)")
+    sl.add_argument("--split", choices=["train", "heldout"])
+    sl.add_argument("--archetype")
+    sl.add_argument("--json", action="store_true")
+    sl.set_defaults(func=cmd_scenarios_list)
+    sv = ssub.add_parser("validate", help="run each reference solution (must end clean) and an empty "
+                                          "session (must not)")
+    sv.add_argument("paths", nargs="*", help="files, folders, archetypes or splits (default: all bundled)")
+    sv.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap")
+    sv.add_argument("--jobs", type=int, default=2, help="scenarios validated at once (default 2)")
+    sv.set_defaults(func=cmd_scenarios_validate)
+    sg = ssub.add_parser("generate", help="write seeded, reproducible scenarios of one archetype")
+    sg.add_argument("--archetype", required=True)
+    sg.add_argument("--n", type=int, default=10)
+    sg.add_argument("--seed", type=int, default=0)
+    sg.add_argument("--out", required=True)
+    sg.set_defaults(func=cmd_scenarios_generate)
+
+    e = sub.add_parser("export", help="recordings to one training JSONL ({\"messages\": [...]} a line)")
+    e.add_argument("runs", nargs="+", help="run directories, folders of them, or trajectory files")
+    e.add_argument("-o", "--output", required=True, help="the JSONL file to write")
+    e.add_argument("--all", action="store_true", help="keep sessions that did not end clean too")
+    e.add_argument("--source", help="keep sessions whose turns all come from these provenances "
+                                    "(comma-separated: model,edited,operator,scripted,replay)")
+    e.add_argument("--archetype", help="keep only these archetypes (comma-separated)")
+    e.add_argument("--split", help="keep only these splits (comma-separated)")
+    e.add_argument("-v", "--verbose", action="store_true", help="say why each skipped run was skipped")
+    e.set_defaults(func=cmd_export)
+
+    t = sub.add_parser("tiny-model", help="build the tiny Mistral-architecture test model (no download)")
+    t.add_argument("dir")
+    t.add_argument("--seed", type=int, default=0)
+    t.set_defaults(func=cmd_tiny_model)
+
+    for name, module in (("console", "console.cli"), ("replay", "console.cli"), ("eval", "engine.evaluate"),
+                         ("train", "train.cli")):
+        _lazy(sub, name, module, argv)
+    return p
+
+
+def _lazy(sub, name: str, module: str, argv: list[str] | None) -> None:
+    """Subcommands whose parsers live with their packages (imported when the command runs or --help)."""
+    import importlib
+
+    first = next((a for a in (argv or []) if not a.startswith("-")), None)
+    if first != name and not (first is None and argv and argv[0] in ("-h", "--help")):
+        sub.add_parser(name, help=f"(see teletype {name} --help)", add_help=False)
+        return
+    try:
+        importlib.import_module(module).add_parser(sub)
+    except ImportError as exc:
+        sp = sub.add_parser(name, help=f"unavailable: {exc}")
+        sp.set_defaults(func=lambda args, exc=exc: _unavailable(name, exc))
+
+
+def _unavailable(name: str, exc: Exception) -> int:
+    print(f"teletype {name}: unavailable ({exc})", file=sys.stderr)
+    return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .policy.base import PolicyError
+    from .recorder import RecordingError
+    from .sandbox.base import SandboxError
+    from .scenario import ScenarioError
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser(argv)
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except (ScenarioError, SandboxError, PolicyError, RecordingError) as exc:
+        print(f"teletype: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("teletype: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
