@@ -240,7 +240,7 @@ def _lazy(sub, name: str, module: str, argv: list[str] | None) -> None:
         sub.add_parser(name, help=f"(see teletype {name} --help)", add_help=False)
         return
     try:
-        importlib.import_module(module).add_parser(sub)
+        importlib.import_module(module).add_parser(sub, name)
     except ImportError as exc:
         sp = sub.add_parser(name, help=f"unavailable: {exc}")
         sp.set_defaults(func=lambda args, exc=exc: _unavailable(name, exc))

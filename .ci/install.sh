@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what teletype and its test suite need on a fresh Debian machine; safe to run again.
+#   Debian packages: bubblewrap (the default sandbox), busybox-static (the docker image's rootfs),
+#   docker.io (the docker sandbox), python3-venv.
+#   Python: a virtual environment in .venv with torch==2.13.0 first (a looser pin would fetch a
+#   multi-GB CUDA build), then teletype with its model, train and test extras.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+[ "$(id -u)" = 0 ] || SUDO="sudo"
+need=()
+command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+{ [ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx ash; } || need+=(busybox-static)
+command -v dockerd >/dev/null 2>&1 || need+=(docker.io)
+python3 -c "import ensurepip, venv" >/dev/null 2>&1 || need+=(python3-venv)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing Debian packages: ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q -e '.[model,train,gguf,test]'
+echo "teletype installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,1 @@
+"""The Textual operator console. Talks to engine only through its public API, in workers."""

@@ -1,0 +1,190 @@
+"""Sessions end to end in real bwrap: outcome classes, provenance, recordings, crash safety, export."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from engine.export import Selection, export_jsonl
+from engine.outcome import metrics
+from engine.policy import make_policy
+from engine.recorder import SCHEMA, load_run
+from engine.scenario import load_scenario
+from engine.session import Session
+from engine.shell import Limits
+from util import DEPLOY, PANIC_SCENARIO, REPO, needs_bwrap, scenario_from
+
+pytestmark = needs_bwrap
+
+
+def run(sc, commands, **kw):
+    return Session(sc, policy=make_policy("scripted", commands=commands), **kw).run()
+
+
+def test_reference_solution_is_success_and_recorded(tmp_path):
+    sc = load_scenario(DEPLOY)
+    rec = tmp_path / "run"
+    s = Session(sc, policy=make_policy("scripted", scenario=sc), record_dir=rec)
+    out = s.run()
+    assert out.outcome == "success" and out.verified and out.ended_by == "exit" and out.operated
+    traj = json.loads((rec / "trajectory.json").read_text())
+    assert traj["schema"] == SCHEMA and traj["scenario"] == "permissions/deploy_exec"
+    assert traj["archetype"] == "permissions" and traj["model"] == "scripted"
+    roles = [m["role"] for m in traj["messages"]]
+    assert roles == ["user", "assistant", "user", "assistant", "user", "assistant"]
+    assert [m["content"] for m in traj["messages"] if m["role"] == "assistant"] == sc.solution.commands
+    assert all(t["source"] == "scripted" for t in traj["turns"])
+    assert traj["outcome"]["outcome"] == "success"
+    # the cast is asciicast v2 with a marker per step and plays the raw stream
+    lines = (rec / "session.cast").read_text().splitlines()
+    header = json.loads(lines[0])
+    assert header["version"] == 2 and header["width"] == 80
+    events = [json.loads(x) for x in lines[1:]]
+    assert [e[2] for e in events if e[1] == "m"][1:] == [
+        "step 1: cat ~/ASSIGNMENTS", "step 2: chmod 755 ~/bin/deploy.sh", "step 3: exit"]
+    assert "Make ~/bin/deploy.sh executable" in "".join(e[2] for e in events if e[1] == "o")
+    times = [e[0] for e in events]
+    assert times == sorted(times)
+
+
+@pytest.mark.parametrize("commands, outcome, ended_by, operated", [
+    (["ls", "exit"], "premature_exit", "exit", True),
+    (["ls", "panic this is too hard"], "false_panic", "panic", True),
+    (["Sure! I will make the script executable.", "exit"], "no_operate", "exit", False),
+    (["I can't help with that"] * 3, "no_operate", "budget", False),
+    (["ls", "pwd", "ls bin"], "incomplete", "budget", True),
+])
+def test_outcome_classes(commands, outcome, ended_by, operated):
+    out = run(load_scenario(DEPLOY), commands, step_budget=3)
+    assert (out.outcome, out.ended_by, out.operated) == (outcome, ended_by, operated)
+
+
+def test_correct_panic_and_panic_reason(tmp_path):
+    sc = scenario_from(tmp_path, PANIC_SCENARIO, archetype="panic")
+    out = Session(sc, policy=make_policy("scripted", scenario=sc)).run()
+    assert out.outcome == "correct_panic" and out.panic_reason == "/srv/ledger.txt does not exist"
+    assert run(sc, ["exit"]).outcome == "no_operate"
+    assert run(sc, ["cat ~/TASK", "exit"]).outcome == "premature_exit"
+
+
+def test_step_api_with_edit_and_operator_provenance(tmp_path):
+    sc = load_scenario(DEPLOY)
+    s = Session(sc, policy=make_policy("scripted", commands=["cat ~/ASSIGNMENTS", "chmod 700 ~/bin/deploy.sh",
+                                                             "exit"]), record_dir=tmp_path / "r")
+    s.start()
+    p = s.propose()
+    s.execute(p.command, source=p.source)
+    p = s.propose()
+    assert p.command == "chmod 700 ~/bin/deploy.sh"
+    s.execute("chmod 755 ~/bin/deploy.sh", source="edited", original=p.command)
+    assert s.check().passed  # the checker mid-session
+    s.execute("exit", source="operator")
+    out = s.finish()
+    assert out.outcome == "success"
+    turns = json.loads((tmp_path / "r" / "trajectory.json").read_text())["turns"]
+    assert [t["source"] for t in turns] == ["scripted", "edited", "operator"]
+    assert turns[1]["original"] == "chmod 700 ~/bin/deploy.sh"
+
+
+def test_panic_typed_by_a_person_in_the_terminal_ends_the_session():
+    sc = load_scenario(DEPLOY)
+    s = Session(sc)
+    s.start()
+    s.send_keys(b"panic no way\n")
+    deadline = time.monotonic() + 5
+    while not s.shell.closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = s.finish()
+    assert out.ended_by == "panic" and out.panic_reason == "no way"
+
+
+def test_replay_policy_reexecutes_a_recording(tmp_path):
+    sc = load_scenario(DEPLOY)
+    Session(sc, policy=make_policy("scripted", scenario=sc), record_dir=tmp_path / "a").run()
+    out = Session(sc, policy=make_policy("replay", recording=tmp_path / "a"), record_dir=tmp_path / "b").run()
+    assert out.outcome == "success"
+    assert load_run(tmp_path / "b")["turns"][0]["source"] == "replay"
+
+
+def test_human_policy_reads_commands_from_a_terminal(tmp_path):
+    import io
+
+    sc = load_scenario(DEPLOY)
+    typed = io.StringIO("cat > note <<END\nhello\nEND\nchmod 755 bin/deploy.sh\nexit\n")
+    shown = io.StringIO()
+    out = Session(sc, policy=make_policy("human", stdin=typed, stdout=shown)).run()
+    assert out.outcome == "success"
+    assert shown.getvalue().startswith("teletype 0.1.0 host: sek")
+
+
+CRASHER = textwrap.dedent("""
+    import sys, time
+    from engine.scenario import load_scenario
+    from engine.session import Session
+    s = Session(load_scenario(sys.argv[1]), record_dir=sys.argv[2])
+    s.start()
+    s.execute("cat ~/ASSIGNMENTS")
+    s.execute("chmod 755 ~/bin/deploy.sh")
+    print("ready", flush=True)
+    time.sleep(60)
+""")
+
+
+def test_sigkill_leaves_a_readable_log_up_to_the_last_step(tmp_path):
+    rec = tmp_path / "crashed"
+    proc = subprocess.Popen([sys.executable, "-c", CRASHER, str(DEPLOY), str(rec)], cwd=REPO,
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    traj = load_run(rec)
+    assert traj["recovered_from"] == "events.jsonl" and traj["outcome"] is None
+    assert [m["content"] for m in traj["messages"] if m["role"] == "assistant"] == [
+        "cat ~/ASSIGNMENTS", "chmod 755 ~/bin/deploy.sh"]
+    assert len(traj["turns"]) == 2
+    # export keeps it out by default (never finished), and in with --all
+    assert export_jsonl([rec], tmp_path / "x.jsonl")[0] == 0
+    assert export_jsonl([rec], tmp_path / "y.jsonl", Selection(include_unclean=True))[0] == 1
+
+
+def test_export_keeps_clean_sessions_only_by_default(tmp_path):
+    sc = load_scenario(DEPLOY)
+    Session(sc, policy=make_policy("scripted", scenario=sc), record_dir=tmp_path / "runs" / "good").run()
+    run(sc, ["ls", "exit"], record_dir=tmp_path / "runs" / "bad")
+    n, skipped = export_jsonl([tmp_path / "runs"], tmp_path / "out.jsonl")
+    assert n == 1 and len(skipped) == 1 and "premature_exit" in skipped[0][1]
+    rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert list(rows[0]) == ["messages"] and rows[0]["messages"][-1] == {"role": "assistant", "content": "exit"}
+    n, _ = export_jsonl([tmp_path / "runs"], tmp_path / "o2.jsonl", Selection(sources={"operator"}))
+    assert n == 0
+
+
+def test_metrics_over_outcomes():
+    rows = [
+        {"archetype": "a", "outcome": "success", "verified": True, "operated": True, "ended_by": "exit"},
+        {"archetype": "a", "outcome": "premature_exit", "verified": False, "operated": True, "ended_by": "exit"},
+        {"archetype": "b", "outcome": "correct_panic", "verified": True, "operated": True, "ended_by": "panic"},
+        {"archetype": "b", "outcome": "no_operate", "verified": False, "operated": False, "ended_by": "budget"},
+    ]
+    m = metrics(rows)
+    assert m["overall"]["operate_rate"] == 0.75 and m["overall"]["terminate_rate"] == 0.75
+    assert m["overall"]["verified_rate"] == 0.5 and m["overall"]["clean"] == 0.5
+    assert m["archetypes"]["b"]["counts"]["no_operate"] == 1
+
+
+def test_local_sandbox_warns_and_works(tmp_path):
+    from engine.sandbox.local import LocalSandboxWarning
+
+    sc = load_scenario(DEPLOY)
+    with pytest.warns(LocalSandboxWarning):
+        out = Session(sc, sandbox="local", policy=make_policy("scripted", scenario=sc)).run()
+    assert out.outcome == "success"
+
+
+def test_commands_time_out_inside_a_session():
+    out = run(load_scenario(DEPLOY), ["sleep 100", "exit"], limits=Limits(command_timeout=0.5))
+    assert out.outcome == "premature_exit" and out.operated

@@ -1,0 +1,1 @@
+"""LoRA SFT on teletype recordings, rendered by engine.render (the serve-time renderer)."""
