@@ -1,0 +1,282 @@
+"""`teletype eval`: run a set of scenarios with one policy, headless and in parallel, and report.
+
+An eval directory holds one recorded run directory per scenario (`sessions/<archetype>-<name>/`,
+openable in `teletype replay` and exportable for training), `results.jsonl` (one row per finished
+scenario, appended and fsynced as each ends, which is what makes an interrupted eval resumable),
+and `summary.json` / `summary.md` (metrics per run and per archetype, see engine.outcome).
+
+Defaults match the reference evaluation: greedy decoding, a 30-step budget, a 3072-token context.
+`--jobs N` runs N sessions at once, each in its own sandbox; with the hf policy they share one
+loaded model (see HFPolicy.shared_factory) instead of loading N copies.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable
+
+from .models import ModelChoice, add_model_options, build_policy, resolve_model
+from .outcome import OUTCOMES, metrics
+from .scenario import Scenario, find_scenarios, load_scenario
+from .session import Session
+from .shell import Limits
+
+RESULTS = "results.jsonl"
+
+
+def policy_factory(choice: ModelChoice) -> Callable[[Scenario], object]:
+    """A function making one policy per session; model weights are loaded once and shared."""
+    if choice.policy == "hf":
+        from .policy import policy_class
+
+        cls = policy_class("hf")
+        shared = getattr(cls, "shared_factory", None)
+        if shared is not None:
+            make = shared(**choice.options)
+            return lambda scenario: make()
+    return lambda scenario: build_policy(choice, scenario)
+
+
+def _session_dir(out: Path, scenario: Scenario) -> Path:
+    return out / "sessions" / scenario.name.replace("/", "-")
+
+
+def _tokens(turns: list[dict]) -> dict:
+    prompt = sum(t.get("stats", {}).get("prompt_tokens", 0) for t in turns)
+    prefill = sum(t.get("stats", {}).get("prefill_tokens", 0) for t in turns)
+    new = sum(t.get("stats", {}).get("new_tokens", 0) for t in turns)
+    return {"prompt_tokens": prompt, "prefill_tokens": prefill, "new_tokens": new}
+
+
+def load_results(out: Path) -> dict[str, dict]:
+    rows: dict[str, dict] = {}
+    path = out / RESULTS
+    if path.exists():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue  # a line torn by a crash: that scenario runs again
+            rows[row["scenario"]] = row
+    return rows
+
+
+class Progress:
+    """A plain-text progress bar on stderr (engine/ stays free of UI libraries)."""
+
+    def __init__(self, total: int, done: int, enabled: bool):
+        self.total, self.done = total, done
+        self.enabled = enabled and total > 0 and sys.stderr.isatty()
+        self.counts: dict[str, int] = {}
+        self.t0 = time.monotonic()
+        self._lock = threading.Lock()
+        self.draw()
+
+    def add(self, outcome: str) -> None:
+        with self._lock:
+            self.done += 1
+            self.counts[outcome] = self.counts.get(outcome, 0) + 1
+            self.draw()
+
+    def draw(self) -> None:
+        if not self.enabled:
+            return
+        width = 30
+        filled = int(width * self.done / self.total)
+        counts = " ".join(f"{k}:{v}" for k, v in sorted(self.counts.items()))
+        rate = self.done / max(1e-9, (time.monotonic() - self.t0) / 60)
+        sys.stderr.write(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} "
+                         f"{rate:5.1f}/min {counts}\x1b[K")
+        sys.stderr.flush()
+        if self.done >= self.total:
+            sys.stderr.write("\n")
+
+
+def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1, steps: int = 30,
+             limits: Limits = Limits(), sandbox: str = "bwrap", sandbox_options: dict | None = None,
+             progress: bool = True, label: str | None = None) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    scenarios = [load_scenario(p) for p in paths]
+    names = [s.name for s in scenarios]
+    if len(set(names)) != len(names):
+        raise SystemExit("teletype eval: two scenarios share a name: " +
+                         ", ".join(sorted({n for n in names if names.count(n) > 1})))
+    done = load_results(out)
+    todo = [s for s in scenarios if s.name not in done]
+    meta = {"label": label or choice.label, "policy": choice.policy,
+            "options": {k: v for k, v in choice.options.items() if k != "scenario"},
+            "steps": steps, "command_timeout": limits.command_timeout, "sandbox": sandbox,
+            "scenarios": names}
+    (out / "eval.json").write_text(json.dumps(meta, indent=1) + "\n")
+    make_policy = policy_factory(choice)
+    lock = threading.Lock()
+    bar = Progress(len(scenarios), len(scenarios) - len(todo), progress)
+
+    def one(scenario: Scenario) -> dict:
+        run_dir = _session_dir(out, scenario)
+        if run_dir.exists():
+            shutil.rmtree(run_dir)  # an unfinished session from an interrupted eval
+        policy = make_policy(scenario)
+        t0 = time.monotonic()
+        try:
+            session = Session(scenario, sandbox=sandbox, policy=policy, record_dir=run_dir,
+                              step_budget=steps, limits=limits, sandbox_options=sandbox_options or {})
+            outcome = session.run()
+            turns = session.turns
+        finally:
+            policy.close()
+        row = {"scenario": scenario.name, "archetype": scenario.archetype,
+               "split": scenario.scenario.split, "expect": scenario.scenario.expect,
+               "outcome": outcome.outcome, "verified": outcome.verified, "operated": outcome.operated,
+               "ended_by": outcome.ended_by, "steps": outcome.steps,
+               "seconds": round(time.monotonic() - t0, 3), **_tokens(turns),
+               "run_dir": str(run_dir.relative_to(out))}
+        with lock:
+            with open(out / RESULTS, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+                f.flush()
+                os.fsync(f.fileno())
+        bar.add(outcome.outcome)
+        return row
+
+    if jobs <= 1:
+        for sc in todo:
+            one(sc)
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for fut in as_completed([pool.submit(one, sc) for sc in todo]):
+                fut.result()
+    rows = load_results(out)
+    ordered = [rows[n] for n in names if n in rows]
+    summary = {**meta, "metrics": metrics(ordered), "results": ordered}
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out / "summary.md").write_text(markdown_report([summary]))
+    return summary
+
+
+# -- reports ---------------------------------------------------------------------------------------
+METRICS = ("operate_rate", "terminate_rate", "verified_rate", "clean")
+
+
+def load_summary(path: Path) -> dict:
+    p = path / "summary.json" if path.is_dir() else path
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise SystemExit(f"teletype eval: {p}: not an eval summary ({exc})") from None
+
+
+def markdown_report(summaries: list[dict]) -> str:
+    lines = ["| run | n | operate | terminate | verified | clean | " + " | ".join(OUTCOMES) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(OUTCOMES)]
+    for s in summaries:
+        m = s["metrics"]["overall"]
+        lines.append(f"| {s['label']} | {m['n']} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS) + " | "
+                     + " | ".join(str(m["counts"][k]) for k in OUTCOMES) + " |")
+    archetypes = sorted({a for s in summaries for a in s["metrics"]["archetypes"]})
+    lines += ["", "Per archetype (clean rate, with n):", "",
+              "| archetype | " + " | ".join(s["label"] for s in summaries) + " |",
+              "|---|" + "---|" * len(summaries)]
+    for a in archetypes:
+        cells = []
+        for s in summaries:
+            b = s["metrics"]["archetypes"].get(a)
+            cells.append(f"{b['clean']:.2f} (n={b['n']})" if b else "-")
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def chart(summaries: list[dict], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
+    width = 0.8 / max(1, len(summaries))
+    for i, s in enumerate(summaries):
+        m = s["metrics"]["overall"]
+        xs = [j + i * width for j in range(len(METRICS))]
+        bars = ax.bar(xs, [m[k] for k in METRICS], width, label=f"{s['label']} (n={m['n']})")
+        ax.bar_label(bars, fmt="%.2f", fontsize=7)
+    ax.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(METRICS))],
+                  ["operate", "terminate", "verified", "clean"])
+    ax.set_ylim(0, 1.3)
+    ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
+    ax.set_ylabel("rate")
+    ax.legend(fontsize=7, loc="upper center", ncol=min(3, len(summaries)), frameon=False)
+    ax.set_title("teletype eval")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def compare(dirs: list[Path], report: Path, labels: list[str] | None = None) -> list[Path]:
+    summaries = [load_summary(d) for d in dirs]
+    for s, label in zip(summaries, labels or []):
+        s["label"] = label
+    report.parent.mkdir(parents=True, exist_ok=True)
+    md = report.with_suffix(".md")
+    md.write_text(markdown_report(summaries))
+    js = report.with_suffix(".json")
+    js.write_text(json.dumps([{k: s[k] for k in ("label", "policy", "metrics")} for s in summaries],
+                             indent=1) + "\n")
+    return [md, js, chart(summaries, report.with_suffix(".png"))]
+
+
+# -- CLI -------------------------------------------------------------------------------------------
+def add_parser(sub, name: str = "eval") -> None:
+    p = sub.add_parser(
+        name, help="evaluate a policy on many scenarios, headless and in parallel; compare runs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run scenarios (a folder, an archetype, or a split such as heldout) with one policy "
+                    "and report outcomes and metrics. With --compare, put finished evals side by side.",
+        epilog="examples:\n"
+               "  teletype eval heldout --model ./base --out runs/eval-base --jobs 4\n"
+               "  teletype eval heldout --model ./base --adapter ./lora --out runs/eval-lora --jobs 4\n"
+               "  teletype eval --compare runs/eval-base runs/eval-lora --report runs/base-vs-lora\n"
+               "  teletype eval text_replace --endpoint http://127.0.0.1:8000/v1 --out runs/x --jobs 8")
+    p.add_argument("specs", nargs="*", help="scenario files, folders, archetypes, or train/heldout")
+    p.add_argument("--out", help="eval directory (resumed if it exists)")
+    p.add_argument("--jobs", type=int, default=1, help="sessions at once, each in its own sandbox")
+    p.add_argument("--label", help="name of this run in reports (default: the model)")
+    p.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap")
+    p.add_argument("--image", help="docker image for --sandbox docker")
+    p.add_argument("--steps", type=int, default=30, help="step budget (default 30)")
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds per command (default 30)")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--compare", nargs="+", metavar="EVAL_DIR", help="report finished evals side by side")
+    p.add_argument("--labels", help="comma-separated labels for --compare")
+    p.add_argument("--report", help="with --compare: output path prefix (.md, .json, .png)")
+    add_model_options(p)
+    p.set_defaults(func=cmd_eval)
+
+
+def cmd_eval(args) -> int:
+    if args.compare:
+        report = Path(args.report or "eval-report")
+        for path in compare([Path(d) for d in args.compare], report,
+                            args.labels.split(",") if args.labels else None):
+            print(f"wrote {path}")
+        print(report.with_suffix(".md").read_text())
+        return 0
+    if not args.specs or not args.out:
+        raise SystemExit("teletype eval: give scenarios (SPEC...) and --out DIR, or --compare DIR...")
+    paths = [p for spec in args.specs for p in find_scenarios(spec)]
+    if not paths:
+        raise SystemExit(f"teletype eval: no scenarios in {' '.join(args.specs)}")
+    choice = resolve_model(args, default="scripted")
+    summary = run_eval(paths, choice, Path(args.out), jobs=args.jobs, steps=args.steps,
+                       limits=Limits(command_timeout=args.timeout), sandbox=args.sandbox,
+                       sandbox_options={"image": args.image} if args.image else {},
+                       progress=not args.no_progress, label=args.label)
+    print(markdown_report([summary]))
+    return 0

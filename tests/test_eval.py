@@ -1,0 +1,134 @@
+"""`teletype eval`: metrics per outcome class, parallel equals sequential, resume, reports."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from engine.evaluate import compare, load_results, run_eval
+from engine.models import ModelChoice
+from engine.scenario import find_scenarios
+from engine.shell import Limits
+from util import REPO, needs_bwrap, write_scenario
+
+pytestmark = needs_bwrap
+SCRIPTED = ModelChoice("scripted", {})
+
+BASE = """
+[scenario]
+expect = "{expect}"
+[login]
+motd = "Read ~/TASK."
+[[files]]
+path = "~/TASK"
+content = "Create ~/done.\\n"
+[[checks]]
+kind = "exists"
+path = "~/done"
+[solution]
+commands = {commands}
+"""
+
+CASES = {
+    "success": ("exit", ["cat TASK", "touch done", "exit"]),
+    "correct_panic": ("panic", ["cat TASK", "touch done", "panic cannot"]),
+    "false_panic": ("exit", ["cat TASK", "panic cannot"]),
+    "premature_exit": ("exit", ["cat TASK", "exit"]),
+    "incomplete": ("exit", ["cat TASK", "ls", "ls -a", "touch done", "exit"]),
+    "no_operate": ("exit", ["Sure, I will create the file.", "exit"]),
+}
+
+
+@pytest.fixture
+def outcome_scenarios(tmp_path):
+    folder = tmp_path / "scen"
+    for name, (expect, commands) in CASES.items():
+        write_scenario(folder, BASE.format(expect=expect, commands=json.dumps(commands)),
+                       name=name, archetype="a_" + name if name != "incomplete" else "a_success")
+    return sorted(folder.rglob("*.toml"))
+
+
+def test_each_outcome_class_and_its_metrics(tmp_path, outcome_scenarios):
+    summary = run_eval(outcome_scenarios, SCRIPTED, tmp_path / "ev", steps=3, progress=False)
+    got = {r["scenario"].split("/")[1]: r["outcome"] for r in summary["results"]}
+    assert got == {name: name for name in CASES}
+    m = summary["metrics"]["overall"]
+    assert m["n"] == 6
+    assert m["operate_rate"] == round(5 / 6, 4)              # all but no_operate
+    assert m["terminate_rate"] == round(5 / 6, 4)            # all but incomplete
+    assert m["verified_rate"] == round(2 / 6, 4)             # success, correct_panic touched ~/done
+    assert m["clean"] == round(2 / 6, 4)
+    assert all(m["counts"][k] == 1 for k in CASES)
+    arch = summary["metrics"]["archetypes"]["a_success"]
+    assert arch["n"] == 2 and arch["clean"] == 0.5
+    # every session is recorded and replayable
+    row = summary["results"][0]
+    assert (tmp_path / "ev" / row["run_dir"] / "trajectory.json").exists()
+
+
+def test_bundled_scenarios_are_all_clean_and_parallel_equals_sequential(tmp_path):
+    paths = find_scenarios()
+    seq = run_eval(paths, SCRIPTED, tmp_path / "seq", jobs=1, progress=False)
+    par = run_eval(paths, SCRIPTED, tmp_path / "par", jobs=4, progress=False)
+    assert seq["metrics"]["overall"]["clean"] == 1.0
+    strip = lambda s: [{k: r[k] for k in ("scenario", "outcome", "verified", "steps")} for r in s["results"]]
+    assert strip(seq) == strip(par)
+    for a, b in zip(seq["results"], par["results"]):   # same transcripts, not only the same outcomes
+        ta = json.loads((tmp_path / "seq" / a["run_dir"] / "trajectory.json").read_text())
+        tb = json.loads((tmp_path / "par" / b["run_dir"] / "trajectory.json").read_text())
+        assert ta["messages"] == tb["messages"]
+
+
+SLOW_EVAL = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from engine.evaluate import run_eval
+    from engine.models import ModelChoice
+    from engine.scenario import find_scenarios
+    run_eval(sorted(Path(sys.argv[1]).rglob("*.toml")), ModelChoice("scripted", {}), Path(sys.argv[2]),
+             progress=False)
+""")
+
+
+def test_an_interrupted_eval_resumes_where_it_stopped(tmp_path):
+    folder = tmp_path / "scen"
+    for i in range(6):
+        write_scenario(folder, BASE.format(expect="exit", commands=json.dumps(
+            ["cat TASK", "sleep 0.3", "touch done", "exit"])), name=f"s{i}", archetype="slow")
+    out = tmp_path / "ev"
+    proc = subprocess.Popen([sys.executable, "-c", SLOW_EVAL, str(folder), str(out)], cwd=REPO)
+    deadline = time.monotonic() + 60
+    while len(load_results(out)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    first = load_results(out)
+    assert 2 <= len(first) < 6
+    summary = run_eval(sorted(folder.rglob("*.toml")), SCRIPTED, out, progress=False)
+    rows = (out / "results.jsonl").read_text().splitlines()
+    assert len(rows) == 6 == len({json.loads(r)["scenario"] for r in rows})   # each scenario once
+    assert summary["metrics"]["overall"]["clean"] == 1.0
+    for name, row in first.items():    # what finished before the crash was not run again
+        assert load_results(out)[name]["seconds"] == row["seconds"]
+
+
+def test_compare_writes_markdown_json_and_png(tmp_path, outcome_scenarios):
+    run_eval(outcome_scenarios, SCRIPTED, tmp_path / "a", steps=3, progress=False, label="base")
+    run_eval(outcome_scenarios, SCRIPTED, tmp_path / "b", steps=30, progress=False, label="adapter")
+    md, js, png = compare([tmp_path / "a", tmp_path / "b"], tmp_path / "report")
+    text = md.read_text()
+    assert "| base | 6 |" in text and "| adapter | 6 |" in text
+    assert [r["label"] for r in json.loads(js.read_text())] == ["base", "adapter"]
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_eval_cli(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "permissions", "--out", tmp_path / "e",
+                          "--jobs", "2", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "| scripted |" in out.stdout
+    assert json.loads((tmp_path / "e" / "summary.json").read_text())["metrics"]["overall"]["clean"] == 1.0
