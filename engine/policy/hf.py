@@ -1,0 +1,244 @@
+"""The `hf` policy: a local causal LM through transformers (+ an optional PEFT adapter), greedy.
+
+Why our own decoding loop instead of `generate()`: a session asks for one command per step, and each
+step's prompt is the previous prompt plus the last answer and its output. Keeping the KV cache between
+steps and prefilling only from the longest common prefix of token ids makes a step cost its new tokens,
+not the whole conversation. The renderer (engine.render) slides the window rarely for the same reason;
+when it does slide, the common prefix is short and the prompt is prefilled again.
+
+- base and adapter: a hub id or a local directory each; `model="teletype-mistral"` is the reference preset.
+  The adapter is merged into the base weights after loading (plain matmuls at serve time).
+- fp16 on CUDA, fp32 on CPU unless `dtype` says otherwise ("float16", "bfloat16", "float32", "auto").
+- greedy; stops at the end-of-turn token(s) of the chat template (and the tokenizer's eos), or after
+  `max_new_tokens`; streams text through `on_token` as it is produced.
+- what is typed comes from `engine.typed.to_command`; `Proposal.raw` is the model's text.
+- `Proposal.stats`: prompt_tokens, budget, cached_tokens, prefill_tokens, new_tokens, prefill_s, decode_s,
+  stopped ("eos" or "max_new_tokens"), dropped_turns, elided_outputs, note.
+
+torch and transformers are imported here only; `engine.policy` imports this module when hf is chosen.
+"""
+from __future__ import annotations
+
+import gc
+import inspect
+import threading
+import time
+from pathlib import Path
+
+import torch
+
+from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
+from ..typed import to_command
+from .base import Message, PolicyError, Proposal, TokenCallback
+
+# name -> (base, adapter). engine/models.py keeps the same table for the CLI (it must not import torch).
+PRESETS: dict[str, tuple[str, str | None]] = {
+    "teletype-mistral": ("mistralai/Mistral-7B-Instruct-v0.2", "tiararodney/Mistral-7B-Teletype"),
+}
+
+_DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
+           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+           "float32": torch.float32, "fp32": torch.float32, "float": torch.float32}
+
+
+def resolve_dtype(dtype, device: str) -> torch.dtype:
+    """fp16 on CUDA and fp32 elsewhere unless `dtype` (a torch dtype or its name) says otherwise."""
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype in (None, "auto"):
+        return torch.float16 if str(device).startswith("cuda") else torch.float32
+    try:
+        return _DTYPES[str(dtype).lower()]
+    except KeyError:
+        raise PolicyError(f"unknown dtype {dtype!r}; expected auto, float16, bfloat16 or float32") from None
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class HFPolicy:
+    def __init__(self, base: str | None = None, adapter: str | None = None, device: str | None = None,
+                 dtype=None, max_new_tokens: int = 256, budget: int = DEFAULT_BUDGET,
+                 model: str | None = None, reuse_cache: bool = True):
+        if model is not None:
+            if model in PRESETS:
+                preset_base, preset_adapter = PRESETS[model]
+                base = base or preset_base
+                adapter = adapter if adapter is not None else preset_adapter
+            else:
+                base = base or model
+        if not base:
+            raise PolicyError("the hf policy needs a base model (a hub id or a local directory) or a preset "
+                              f"({', '.join(PRESETS)})")
+        if max_new_tokens < 1:
+            raise PolicyError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+        self.base, self.adapter = str(base), (str(adapter) if adapter else None)
+        self.name = self.base + (f"+{self.adapter}" if self.adapter else "")
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.dtype = resolve_dtype(dtype, self.device.type)
+        self.max_new_tokens = max_new_tokens
+        self.budget = budget
+        self.reuse_cache = reuse_cache
+        self._lock = threading.Lock()
+        self._cache = None
+        self._cached_ids: list[int] = []
+        self.tokenizer, self.model = self._load()
+        self._cache_kwarg = self._find_cache_kwarg()
+        try:
+            self.stop_ids = set(end_of_turn_ids(self.tokenizer))
+        except RenderError as e:
+            raise PolicyError(f"{self.name}: {e}") from e
+        extra = getattr(getattr(self.model, "generation_config", None), "eos_token_id", None)
+        self.stop_ids |= set(extra if isinstance(extra, (list, tuple)) else [extra] if extra is not None else [])
+
+    # -- loading ----------------------------------------------------------------------------------------
+    def _load(self):
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        # A local adapter directory that carries its own tokenizer (train/ may save one) wins.
+        tok_source = self.base
+        if self.adapter and (Path(self.adapter) / "tokenizer_config.json").is_file():
+            tok_source = self.adapter
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(tok_source)
+        except Exception as e:
+            raise PolicyError(f"could not load the tokenizer of {tok_source!r}: {e}") from e
+        if not getattr(tokenizer, "chat_template", None):
+            raise PolicyError(f"{tok_source!r} has no chat template; teletype renders only through one")
+        try:
+            model = AutoModelForCausalLM.from_pretrained(self.base, dtype=self.dtype)
+        except Exception as e:
+            raise PolicyError(f"could not load the base model {self.base!r}: {e}") from e
+        if self.adapter:
+            try:
+                from peft import PeftModel
+
+                model = PeftModel.from_pretrained(model, self.adapter).merge_and_unload()
+            except Exception as e:
+                raise PolicyError(f"could not load the adapter {self.adapter!r} on {self.base!r}: {e}") from e
+        model.to(self.device)
+        model.eval()
+        return tokenizer, model
+
+    def _find_cache_kwarg(self) -> str:
+        # transformers 5 calls it `cache`; 4.x `past_key_values`.
+        params = inspect.signature(self.model.forward).parameters
+        return "cache" if "cache" in params else "past_key_values"
+
+    # -- the KV cache --------------------------------------------------------------------------------------
+    def _new_cache(self):
+        from transformers import DynamicCache
+
+        self._cache = DynamicCache()  # full layers: croppable back to any common prefix
+        self._cached_ids = []
+
+    def reset(self) -> None:
+        """Forget the KV cache (the next step prefills its whole prompt)."""
+        self._cache = None
+        self._cached_ids = []
+
+    def _reuse(self, ids: list[int]) -> int:
+        """Make the cache hold the longest usable prefix of `ids`; return its length."""
+        if not self.reuse_cache or self._cache is None:
+            self._new_cache()
+            return 0
+        keep = min(_common_prefix(self._cached_ids, ids), len(ids) - 1)  # at least one token to feed
+        if keep <= 0:
+            self._new_cache()
+            return 0
+        drop = len(self._cached_ids) - keep
+        if drop > 0:
+            self._cache.crop(-drop)  # a negative count removes that many (transformers 4.x and 5.x)
+            del self._cached_ids[keep:]
+        return keep
+
+    def _forward(self, ids: list[int]):
+        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
+        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1,
+                         **{self._cache_kwarg: self._cache})
+        self._cached_ids.extend(ids)
+        return out.logits[0, -1]
+
+    # -- the Policy API ------------------------------------------------------------------------------------
+    def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
+        with self._lock:
+            try:
+                window = prompt_window(self.tokenizer, messages, self.budget)
+            except RenderError as e:
+                raise PolicyError(f"{self.name}: {e}") from e
+            try:
+                with torch.inference_mode():
+                    return self._generate(window, on_token)
+            except PolicyError:
+                raise
+            except Exception as e:
+                self.reset()
+                raise PolicyError(f"{self.name}: generation failed: {type(e).__name__}: {e}") from e
+
+    def _generate(self, window, on_token: TokenCallback | None) -> Proposal:
+        ids = window.ids
+        t0 = time.perf_counter()
+        cached = self._reuse(ids)
+        logits = self._forward(ids[cached:])
+        token = int(torch.argmax(logits))  # .item() waits for the device: the timing is honest
+        prefill_s = time.perf_counter() - t0
+
+        t1 = time.perf_counter()
+        generated: list[int] = []
+        emitted = ""
+        stopped = "max_new_tokens"
+        while True:
+            if token in self.stop_ids:
+                stopped = "eos"
+                break
+            generated.append(token)
+            if on_token is not None:
+                text = self._decode(generated)
+                # Hold back an incomplete UTF-8 sequence; never re-emit text already shown.
+                if not text.endswith("\ufffd") and text.startswith(emitted) and len(text) > len(emitted):
+                    on_token(text[len(emitted):])
+                    emitted = text
+            if len(generated) >= self.max_new_tokens:
+                break
+            logits = self._forward([token])
+            token = int(torch.argmax(logits))
+        raw = self._decode(generated)
+        if on_token is not None and raw.startswith(emitted) and len(raw) > len(emitted):
+            on_token(raw[len(emitted):])
+        decode_s = time.perf_counter() - t1
+
+        command, note = to_command(raw)
+        if stopped == "max_new_tokens":
+            bound = f"no end of turn within {self.max_new_tokens} tokens"
+            note = f"{bound}; {note}" if note else bound
+        stats = {
+            "prompt_tokens": len(ids),
+            "budget": self.budget,
+            "cached_tokens": cached,
+            "prefill_tokens": len(ids) - cached,
+            "new_tokens": len(generated),
+            "prefill_s": round(prefill_s, 6),
+            "decode_s": round(decode_s, 6),
+            "stopped": stopped,
+            "dropped_turns": window.dropped_turns,
+            "elided_outputs": window.elided,
+        }
+        if note:
+            stats["note"] = note
+        return Proposal(command=command, raw=raw, source="model", stats=stats)
+
+    def _decode(self, ids: list[int]) -> str:
+        # clean_up_tokenization_spaces would turn "ls ." into "ls." : never for commands.
+        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+
+    def close(self) -> None:
+        self.reset()
+        self.model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
