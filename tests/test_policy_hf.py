@@ -1,0 +1,163 @@
+"""The hf policy on the tiny model: real transformers, real peft, real KV cache. Nothing is downloaded."""
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("transformers")
+
+from engine.policy import Policy, PolicyError, make_policy  # noqa: E402
+from engine.policy.hf import PRESETS, HFPolicy, resolve_dtype  # noqa: E402
+from engine.render import render_training_example  # noqa: E402
+from engine.tinymodel import synthetic_conversation  # noqa: E402
+
+STAT_KEYS = {"prompt_tokens", "budget", "cached_tokens", "prefill_tokens", "new_tokens", "prefill_s", "decode_s"}
+
+ORIENTATION = "TELETYPE 0.1 host: sek user: alice shell: /bin/sh\nalice@sek:~$ "
+DEMO = [
+    {"role": "user", "content": ORIENTATION},
+    {"role": "assistant", "content": "cat ~/ASSIGNMENTS"},
+    {"role": "user", "content": "Make ~/bin/deploy.sh executable by everyone.\nalice@sek:~$ "},
+    {"role": "assistant", "content": "chmod 755 ~/bin/deploy.sh"},
+    {"role": "user", "content": "alice@sek:~$ "},
+    {"role": "assistant", "content": "exit"},
+]
+
+
+def drive(policy, steps, seed=0):
+    """A session where the model's own commands are typed and synthetic outputs come back."""
+    outputs = synthetic_conversation(steps, seed=seed)
+    messages = [outputs[0]]
+    proposals = []
+    for k in range(steps):
+        streamed = []
+        proposal = policy.propose(list(messages), on_token=streamed.append)
+        assert "".join(streamed) == proposal.raw
+        proposals.append(proposal)
+        messages.append({"role": "assistant", "content": proposal.command})
+        messages.append(outputs[2 * k + 2])
+    return proposals
+
+
+@pytest.mark.parametrize("budget", [3072, 500])
+def test_kv_reuse_gives_the_same_greedy_answers_as_re_encoding(tiny_model_dir, budget):
+    reuse = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12, budget=budget)
+    full = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12, budget=budget, reuse_cache=False)
+    a, b = drive(reuse, 8), drive(full, 8)
+    assert [p.raw for p in a] == [p.raw for p in b]
+    assert [p.command for p in a] == [p.command for p in b]
+    for p, q in zip(a, b):
+        assert STAT_KEYS <= set(p.stats)
+        assert p.stats["prompt_tokens"] == q.stats["prompt_tokens"] <= budget
+        assert p.stats["cached_tokens"] + p.stats["prefill_tokens"] == p.stats["prompt_tokens"]
+        assert q.stats["cached_tokens"] == 0 and q.stats["prefill_tokens"] == q.stats["prompt_tokens"]
+        assert 0 < p.stats["new_tokens"] <= 12 and p.stats["budget"] == budget
+        assert p.stats["prefill_s"] >= 0 and p.stats["decode_s"] >= 0
+    # After the first step most of each prompt comes from the cache...
+    assert sum(p.stats["prefill_tokens"] for p in a) < sum(q.stats["prefill_tokens"] for q in b)
+    if budget == 500:
+        # ...and when the window slid, the prompt was prefilled again past the orientation.
+        slid = [p for prev, p in zip(a, a[1:]) if p.stats["dropped_turns"] != prev.stats["dropped_turns"]]
+        assert slid, "the small budget should make the window slide"
+        assert all(p.stats["cached_tokens"] < p.stats["prompt_tokens"] // 2 for p in slid)
+    reuse.close()
+    full.close()
+
+
+def test_the_answer_is_bounded_by_max_new_tokens(tiny_model_dir):
+    policy = HFPolicy(base=str(tiny_model_dir), max_new_tokens=5)
+    proposal = policy.propose([DEMO[0]])
+    assert proposal.stats["new_tokens"] == 5 and proposal.stats["stopped"] == "max_new_tokens"
+    assert "within 5 tokens" in proposal.stats["note"]
+    assert proposal.source == "model"
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_model_dir, tmp_path_factory):
+    """A LoRA adapter trained (seconds) on one demonstration rendered by engine.render, saved by peft."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model_dir)
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(
+        r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+    example = render_training_example(tokenizer, DEMO)
+    ids, labels = torch.tensor([example.input_ids]), torch.tensor([example.labels])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=2e-2)
+    for _ in range(30):
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert loss.item() < 0.05
+    out = tmp_path_factory.mktemp("adapter")
+    model.save_pretrained(out)
+    return out
+
+
+def test_an_adapter_directory_loads_and_answers_until_the_end_of_turn(tiny_model_dir, adapter_dir):
+    policy = HFPolicy(base=str(tiny_model_dir), adapter=str(adapter_dir), max_new_tokens=40)
+    assert policy.name == f"{tiny_model_dir}+{adapter_dir}"
+    for k, expected in ((1, "cat ~/ASSIGNMENTS"), (3, "chmod 755 ~/bin/deploy.sh"), (5, "exit")):
+        proposal = policy.propose(DEMO[:k])
+        assert proposal.command == expected
+        assert proposal.stats["stopped"] == "eos"
+        assert proposal.stats["new_tokens"] < 40
+    # The base model alone says something else: the adapter really was applied.
+    base = HFPolicy(base=str(tiny_model_dir), max_new_tokens=8)
+    assert base.propose(DEMO[:1]).command != "cat ~/ASSIGNMENTS"
+
+
+def test_the_registry_builds_it_and_it_is_a_policy(tiny_model_dir):
+    policy = make_policy("hf", base=str(tiny_model_dir), max_new_tokens=4, dtype="float32")
+    assert isinstance(policy, HFPolicy) and isinstance(policy, Policy)
+    assert policy.name == str(tiny_model_dir)
+    assert policy.propose([DEMO[0]]).stats["new_tokens"] == 4
+
+
+def test_bfloat16_on_cpu_runs(tiny_model_dir):
+    policy = HFPolicy(base=str(tiny_model_dir), dtype="bfloat16", max_new_tokens=3)
+    assert policy.model.dtype == torch.bfloat16
+    assert policy.propose([DEMO[0]]).stats["new_tokens"] == 3
+
+
+def test_the_preset_names_the_reference_model_without_loading_it(monkeypatch):
+    seen = {}
+
+    def no_download(self):
+        seen.update(base=self.base, adapter=self.adapter, name=self.name)
+        raise PolicyError("not loading in tests")
+
+    monkeypatch.setattr(HFPolicy, "_load", no_download)
+    with pytest.raises(PolicyError):
+        HFPolicy(model="teletype-mistral")
+    assert (seen["base"], seen["adapter"]) == PRESETS["teletype-mistral"]
+    assert seen["name"] == "mistralai/Mistral-7B-Instruct-v0.2+tiararodney/Mistral-7B-Teletype"
+
+
+def test_a_missing_model_is_a_clear_policy_error(tmp_path):
+    with pytest.raises(PolicyError, match="could not load"):
+        HFPolicy(base=str(tmp_path / "no-such-model"))
+    with pytest.raises(PolicyError, match="base model"):
+        HFPolicy()
+
+
+def test_dtypes():
+    assert resolve_dtype(None, "cpu") == torch.float32
+    assert resolve_dtype(None, "cuda") == torch.float16
+    assert resolve_dtype("auto", "cuda:0") == torch.float16
+    assert resolve_dtype("bfloat16", "cpu") == torch.bfloat16
+    assert resolve_dtype(torch.float16, "cpu") == torch.float16
+    with pytest.raises(PolicyError, match="dtype"):
+        resolve_dtype("int3", "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_fp16_on_cuda_matches_itself_with_and_without_reuse(tiny_model_dir):
+    reuse = HFPolicy(base=str(tiny_model_dir), max_new_tokens=8, device="cuda")
+    full = HFPolicy(base=str(tiny_model_dir), max_new_tokens=8, device="cuda", reuse_cache=False)
+    assert reuse.model.dtype == torch.float16
+    assert [p.raw for p in drive(reuse, 4)] == [p.raw for p in drive(full, 4)]
