@@ -20,9 +20,14 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
-import httpx
+# httpx imports its command-line client, and with it rich, whenever rich and click are installed (they
+# are: the console needs rich). engine stays headless, so that optional import is declined; it only
+# disables `python -m httpx` in this process.
+sys.modules.setdefault("httpx._main", None)
+import httpx  # noqa: E402
 
 from ..render import normalize_for_template
 from ..typed import to_command
