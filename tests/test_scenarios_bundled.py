@@ -5,6 +5,7 @@ expect = "panic") and an empty session (just `exit`) does not.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -140,17 +141,47 @@ def test_provider_programs_are_posix_sh(tmp_path, shell, scenario, program, body
     assert res.returncode == 0 and res.stdout.strip(), (scenario, res.stderr)
 
 
-@needs_bwrap
-@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
-def test_scenario_is_valid_in_bwrap(path):
+def _validate(path: Path, sandbox: str) -> None:
     sc = load_scenario(path)
     want = "correct_panic" if sc.scenario.expect == "panic" else "success"
-    ref = Session(sc, sandbox="bwrap", policy=make_policy("scripted", scenario=sc),
+    ref = Session(sc, sandbox=sandbox, policy=make_policy("scripted", scenario=sc),
                   step_budget=max(30, len(sc.solution.commands))).run()
     failed = [f"{c['kind']} {c['target']}: {c['detail']}" for c in ref.checks if not c["passed"]]
     assert ref.outcome == want, f"reference ended {ref.outcome}: {failed}"
     assert ref.verified, f"reference leaves checks failing: {failed}"
-    empty = Session(sc, sandbox="bwrap", policy=make_policy("scripted", commands=["exit"])).run()
+    empty = Session(sc, sandbox=sandbox, policy=make_policy("scripted", commands=["exit"])).run()
     assert not empty.clean, f"an empty session ends {empty.outcome}"
     if sc.scenario.expect == "exit":
         assert not empty.verified, "the checks already pass before anything is done"
+
+
+@needs_bwrap
+@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
+def test_scenario_is_valid_in_bwrap(path):
+    """dash and the host's GNU tools."""
+    _validate(path, "bwrap")
+
+
+@pytest.fixture(scope="module")
+def docker_daemon():
+    """A reachable daemon (through DOCKER_HOST), or skip; under CI=true, fail instead of skipping."""
+    from engine.sandbox.base import SandboxError
+    from engine.sandbox.docker import connect
+
+    try:
+        client = connect(timeout=10)
+    except SandboxError as exc:
+        msg = f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    yield client
+    client.close()
+
+
+@pytest.mark.slow
+@pytest.mark.docker
+@pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))
+def test_scenario_is_valid_in_docker_busybox(docker_daemon, path):
+    """busybox ash and the busybox applets: the same references and checks must hold."""
+    _validate(path, "docker")
