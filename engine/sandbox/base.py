@@ -31,6 +31,9 @@ RUN_DIR = "/run/teletype"          # inside the sandbox: rc file, banner, bin/pa
 SANDBOX_PATH = f"{RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
+STAGED_MTIME = 1767268800  # 2026-01-01 12:00 UTC: the mtime of every file a scenario stages
+
+
 class SandboxError(RuntimeError):
     """A sandbox could not be created or used; the message says what to install or use instead."""
 
@@ -136,8 +139,8 @@ __tt_where() {{
 cd() {{ command cd "$@" || return; __tt_where; }}
 PS1='$USER@$HOSTNAME:$__tt_d$ \033]{PS1_OSC};{n};$?\007'
 PS2='> \033]{PS2_OSC};{n}\007'
-if [ -z "$__TT_LOGGED_IN" ]; then
-  __TT_LOGGED_IN=1; export __TT_LOGGED_IN
+if [ -z "$TELETYPE_SESSION" ]; then
+  TELETYPE_SESSION=1; export TELETYPE_SESSION
   printf '\033]{LOGIN_OSC};{n}\007'
   cat {RUN_DIR}/banner {RUN_DIR}/motd 2>/dev/null
   cd "$HOME" 2>/dev/null
@@ -210,6 +213,9 @@ def stage_home(dest: Path, scenario: Scenario) -> list[tuple[str, Path]]:
             host.write_text(spec.content or "")
         default = 0o755 if spec.kind == "dir" else 0o644
         host.chmod(int(spec.mode, 8) if spec.mode else default)
+    # A fixed time on everything staged, so `ls -l` prints the same transcript on every run.
+    for p in [dest, *dest.rglob("*"), *(h for _, h in outside)]:
+        os.utime(p, (STAGED_MTIME, STAGED_MTIME), follow_symlinks=False)
     return outside
 
 
