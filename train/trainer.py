@@ -1,0 +1,212 @@
+"""The training loop: transformers' Trainer over a peft LoRA model, and what is written at the end.
+
+    model = add_lora(load_base(base, dtype), config)
+    trainer = make_trainer(model, tokenizer, rows, config, out)      # PadCollator, checkpoints in OUT
+    trainer.train(resume_from_checkpoint=...)                         # progress lines on stdout
+    save_adapter(...); merge(...) if asked; write_model_card(...)
+
+Precision: "auto" is fp16 weights with fp16 autocast on CUDA (peft keeps the LoRA weights in fp32,
+so the gradient scaler has fp32 masters to unscale) and fp32 everywhere on CPU, where fp16 matmuls
+are slow or missing. Checkpoints (`OUT/checkpoint-N`) hold the adapter, optimiser, scheduler and RNG
+states; `resume=True` continues from the latest one with the same data order.
+
+Several GPUs: `accelerate launch -m train.cli RECORDINGS --base MODEL --out DIR` runs one process per
+GPU (data parallel); each renders the same examples, Trainer shards the batches, and only the main
+process prints and writes the adapter and the card. The effective batch is then batch-size x
+grad-accum x GPUs; lower --grad-accum to keep the reference 8.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from transformers import (AutoModelForCausalLM, PrinterCallback, Trainer, TrainerCallback,
+                          TrainingArguments)
+from transformers.trainer_utils import get_last_checkpoint
+
+from .config import TrainConfig
+from .data import PadCollator, pad_id_of
+
+
+class TrainError(RuntimeError):
+    """Training cannot start or continue as asked (the message says what to do)."""
+
+
+def resolve_precision(precision: str, cuda: bool) -> tuple[torch.dtype, bool, bool]:
+    """(weights dtype, fp16 autocast, bf16 autocast) for a --precision choice on this machine."""
+    if precision == "auto":
+        precision = "fp16" if cuda else "fp32"
+    if precision == "fp16":
+        if not cuda:
+            raise TrainError("--precision fp16 needs a CUDA device; on CPU use fp32 (the default) or bf16")
+        return torch.float16, True, False
+    if precision == "bf16":
+        return torch.bfloat16, False, True
+    return torch.float32, False, False
+
+
+def load_base(base: str, dtype: torch.dtype):
+    try:
+        return AutoModelForCausalLM.from_pretrained(base, dtype=dtype)
+    except Exception as exc:
+        raise TrainError(f"could not load the base model {base!r}: {exc}") from exc
+
+
+def add_lora(model, config: TrainConfig):
+    """Wrap `model` with fresh LoRA matrices on `config.target_modules` (all else frozen)."""
+    from peft import LoraConfig, get_peft_model
+
+    if config.gradient_checkpointing:
+        model.enable_input_require_grads()  # frozen embeddings: let checkpointed blocks see a grad
+    lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
+                      lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
+                      bias="none")
+    try:
+        return get_peft_model(model, lora)
+    except ValueError as exc:  # e.g. a target module the architecture does not have
+        raise TrainError(f"cannot add LoRA to this model: {exc}") from exc
+
+
+class PrintProgress(TrainerCallback):
+    """One line per log: step, epoch, loss, learning rate, elapsed and remaining time."""
+
+    def __init__(self, echo=print):
+        self.echo = echo
+        self.t0 = time.monotonic()
+        self.first_step = 0
+
+    def on_train_begin(self, args, state, control, **kw):
+        self.t0, self.first_step = time.monotonic(), state.global_step
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        if not state.is_world_process_zero or not logs or "loss" not in logs:
+            return
+        done = state.global_step - self.first_step
+        elapsed = time.monotonic() - self.t0
+        left = elapsed / done * (state.max_steps - state.global_step) if done else 0.0
+        self.echo(f"step {state.global_step}/{state.max_steps}  epoch {logs.get('epoch', state.epoch or 0):.2f}  "
+                  f"loss {logs['loss']:.4f}  lr {logs.get('learning_rate', 0):.2e}  "
+                  f"{elapsed:.0f}s elapsed, ~{left:.0f}s left")
+
+
+def training_arguments(config: TrainConfig, out: Path, fp16: bool, bf16: bool) -> TrainingArguments:
+    return TrainingArguments(
+        output_dir=str(out),
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type=config.lr_scheduler,
+        warmup_steps=config.warmup,  # a float in [0, 1): a share of the total steps (transformers 5)
+        weight_decay=config.weight_decay,
+        per_device_train_batch_size=config.batch_size,
+        gradient_accumulation_steps=config.grad_accum,
+        max_grad_norm=config.max_grad_norm,
+        train_sampling_strategy="group_by_length" if config.group_by_length else "random",
+        fp16=fp16,
+        bf16=bf16,
+        activation_checkpointing=config.gradient_checkpointing,
+        seed=config.seed,
+        data_seed=config.seed,
+        save_strategy="steps",
+        save_steps=config.save_steps,
+        save_total_limit=config.save_total_limit or None,
+        logging_strategy="steps",
+        logging_steps=config.logging_steps,
+        logging_first_step=True,
+        disable_tqdm=True,  # PrintProgress prints plain lines (logs and CI stay readable)
+        report_to="none",
+        label_names=["labels"],
+        remove_unused_columns=False,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+    )
+
+
+def make_trainer(model, tokenizer, rows: list[dict], config: TrainConfig, out: Path, fp16: bool = False,
+                 bf16: bool = False, echo=print) -> Trainer:
+    collator = PadCollator(pad_id_of(tokenizer), pad_to_multiple_of=8 if fp16 or bf16 else None)
+    trainer = Trainer(model=model, args=training_arguments(config, out, fp16, bf16), train_dataset=rows,
+                      data_collator=collator, processing_class=tokenizer, callbacks=[PrintProgress(echo)])
+    trainer.remove_callback(PrinterCallback)  # it prints raw dicts; PrintProgress replaces it
+    return trainer
+
+
+def checkpoint_to_resume(out: Path, resume: bool) -> str | None:
+    """The checkpoint to continue from (resume) or None; refuses to mix a new run into old checkpoints."""
+    last = get_last_checkpoint(str(out)) if out.is_dir() else None
+    if resume:
+        if last is None:
+            raise TrainError(f"--resume: no checkpoint-N folder in {out} to continue from")
+        return last
+    if last is not None:
+        raise TrainError(f"{out} holds checkpoints of an earlier run ({Path(last).name}); --resume continues "
+                         "it, or choose another --out")
+    return None
+
+
+def train_steps(examples: int, config: TrainConfig, devices: int = 1) -> int:
+    """Optimiser steps the run will take (for the card and the progress line)."""
+    per_epoch = max(1, math.ceil(math.ceil(examples / (config.batch_size * devices)) / config.grad_accum))
+    return math.ceil(per_epoch * config.epochs)
+
+
+def save_adapter(trainer: Trainer, tokenizer, out: Path) -> None:
+    """The adapter (adapter_config.json + weights) and the tokenizer it was trained with, into OUT."""
+    trainer.save_model(str(out))  # a PeftModel saves the adapter only
+    if trainer.is_world_process_zero():
+        tokenizer.save_pretrained(str(out))
+
+
+def merge(base: str, adapter_dir: Path, dtype: torch.dtype, tokenizer) -> Path:
+    """OUT/merged: the base with the adapter folded in (merge_and_unload), loadable without peft."""
+    from peft import PeftModel
+
+    model = PeftModel.from_pretrained(load_base(base, dtype), str(adapter_dir)).merge_and_unload()
+    target = adapter_dir / "merged"
+    model.save_pretrained(str(target))
+    tokenizer.save_pretrained(str(target))
+    return target
+
+
+def write_model_card(out: Path, *, base: str, config: TrainConfig, report, command: str, invoked: str,
+                     result: dict, merged: Path | None) -> Path:
+    """OUT/README.md: what was trained on what, how, and the command that does it again."""
+    import peft
+    import transformers
+
+    data = report.to_dict()
+    sources = report.sources[:50]
+    more = len(report.sources) - len(sources)
+    lines = [
+        "---", "library_name: peft", f"base_model: {base}", "tags: [teletype, lora, sft]", "---", "",
+        f"# teletype LoRA adapter for `{base}`", "",
+        "A LoRA adapter trained with `teletype train` on recorded shell sessions, each rendered by "
+        "`engine.render` exactly as the hf policy renders it when serving (same chat template, same "
+        f"{config.budget}-token context windows). Loss is on the assistant turns only (the commands, "
+        "`exit`/`panic`, and the end-of-turn token).", "",
+        "## Use", "", "```sh",
+        f"teletype run SCENARIO --base {base} --adapter {out} --budget {config.budget}",
+        f"teletype eval heldout --base {base} --adapter {out} --budget {config.budget} --out runs/eval",
+        "```", "",
+        "## Data", "",
+        f"- sessions: {data['sessions']}", f"- examples: {data['examples']}",
+        f"- tokens: {data['tokens']} ({data['trained_tokens']} trained)",
+        f"- longest example: {data['longest']} tokens",
+        f"- skipped sessions: {data['skipped']}" + (
+            " (" + "; ".join(f"{n} {why}" for why, n in data["skipped_reasons"].items()) + ")"
+            if data["skipped"] else ""),
+        "", "<details><summary>recordings</summary>", "", *[f"- `{s}`" for s in sources],
+        *([f"- ... and {more} more"] if more else []), "", "</details>", "",
+        "## Training", "",
+        f"- optimiser steps: {result.get('steps')}, final training loss: {result.get('loss')}",
+        f"- runtime: {result.get('seconds')} s on {result.get('device')}",
+        f"- torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}",
+        *([f"- merged model: `{merged}`"] if merged else []), "",
+        "Configuration:", "", "```json", json.dumps(config.to_dict(), indent=1), "```", "",
+        "## Reproduce", "", "```sh", command, "```", "", f"Invoked as: `{invoked}`", "",
+    ]
+    path = out / "README.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
