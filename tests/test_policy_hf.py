@@ -116,6 +116,8 @@ def test_the_registry_builds_it_and_it_is_a_policy(tiny_model_dir):
     assert isinstance(policy, HFPolicy) and isinstance(policy, Policy)
     assert policy.name == str(tiny_model_dir)
     assert policy.propose([DEMO[0]]).stats["new_tokens"] == 4
+    assert policy._cache_kwarg == "cache"  # transformers 5's name; 4.x would get past_key_values
+    assert HFPolicy(model=str(tiny_model_dir), max_new_tokens=1).name == str(tiny_model_dir)
 
 
 def test_bfloat16_on_cpu_runs(tiny_model_dir):

@@ -20,6 +20,7 @@ torch and transformers are imported here only; `engine.policy` imports this modu
 from __future__ import annotations
 
 import gc
+import importlib.util
 import inspect
 import threading
 import time
@@ -110,8 +111,11 @@ class HFPolicy:
             raise PolicyError(f"could not load the tokenizer of {tok_source!r}: {e}") from e
         if not getattr(tokenizer, "chat_template", None):
             raise PolicyError(f"{tok_source!r} has no chat template; teletype renders only through one")
+        options = {"dtype": self.dtype}
+        if self.device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
+            options["device_map"] = str(self.device)  # straight onto the GPU, not through host memory
         try:
-            model = AutoModelForCausalLM.from_pretrained(self.base, dtype=self.dtype)
+            model = AutoModelForCausalLM.from_pretrained(self.base, **options)
         except Exception as e:
             raise PolicyError(f"could not load the base model {self.base!r}: {e}") from e
         if self.adapter:
