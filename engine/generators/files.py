@@ -1,0 +1,474 @@
+"""file_create and find_and_report: make a file with given content; find something and write it down."""
+from __future__ import annotations
+
+import datetime as _dt
+
+from .common import (PROJECTS, SERVICES, WORDS, Ctx, Task, app_log, block, code, command, d, equals, exists,
+                     f, file_is, link, nb, note_text, people, shp, sq, when)
+
+# -- file_create ------------------------------------------------------------------------------------
+
+
+def fc_script(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    name = rng.choice(["hello", "greet", "ready", "status-line", "motd-check", "ping-ok", "say-done",
+                       "banner", "count-rows"])
+    folder = rng.choice(["~/bin", "~/scripts", "~/.local/bin", "~/tools"])
+    path = f"{folder}/{name}"
+    have_folder = rng.random() < 0.5
+    kind = rng.choice(["literal", "literal", "user", "count"])
+    files = [d(folder)] if have_folder else []
+    if kind == "literal":
+        line = rng.choice(["hello, world", "backup finished", "all systems nominal", "ready",
+                           f"{ctx.host} is up", "good morning", "nothing to report", "build ok"])
+        what = f"prints exactly the line `{line}`"
+        body = f"echo {sq(line)}"
+    elif kind == "user":
+        line = f"hello, {ctx.user}"
+        what = ("greets whoever runs it by login name, printing exactly `hello, NAME` (when you run it: "
+                f"`{line}`)")
+        body = 'echo "hello, $USER"'
+    else:
+        data = rng.choice(["~/data/orders.csv", "~/data/signups.csv", "~/reports/visits.csv"])
+        rows = rng.randint(5, 19)
+        content = "id,when,amount\n" + "".join(
+            f"{i + 1},{when(rng).date()},{rng.randint(3, 400)}.{rng.randint(0, 99):02d}\n" for i in range(rows - 1))
+        files.append(f(data, content))
+        line = str(rows)
+        what = f"prints the number of lines in {data} (only the number)"
+        body = f'wc -l < "$HOME/{data[2:]}"'
+    directive = [f"Create an executable shell script {path} that {what} when it is run."]
+    if not have_folder:
+        directive.append(f"The folder {folder} does not exist yet; create it.")
+    if kind == "count":
+        check = command(f'[ -x {path} ] && [ "$({path} | tr -d \' \')" = {line} ]',
+                        f"{path} is executable and prints {line}")
+    else:
+        check = command(f'[ -x {path} ] && [ "$({path})" = {sq(line)} ]',
+                        f"{path} is executable and prints {line}")
+    heredoc = f"cat > {path} <<'EOF'\n#!/bin/sh\n{body}\nEOF"
+    work = [f"ls -la {folder}" if have_folder else f"mkdir -p {folder}", heredoc,
+            f"chmod {rng.choice(['+x', '755', 'u+x', '700'])} {path}", path]
+    return Task(title=f"script {name}", directive=directive,
+                description=f"write an executable shell script that {what.replace('`', '')}",
+                files=files, checks=[check], work=work)
+
+
+def fc_csv(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    sort = rng.random() < 0.4
+    outdir = rng.choice(["~/out", "~/export", "~/reports"])
+    have_out = rng.random() < 0.5
+    if rng.random() < 0.55:
+        src = rng.choice(["~/orders/people.txt", "~/inbox/attendees.txt", "~/lists/team.txt"])
+        ppl = people(rng, rng.randint(3, 6))
+        lines = [f"{a} {b} <{m}>" for a, b, m in ppl]
+        conv = lambda ln: ln.replace(" <", ",").rstrip(">")  # noqa: E731
+        header = "name,email"
+        out = f"{outdir}/{rng.choice(['contacts.csv', 'attendees.csv', 'people.csv'])}"
+        example = "Ada Lovelace,ada@example.org"
+        sed = "sed 's/ <\\(.*\\)>$/,\\1/'"
+        what = "person"
+    else:
+        src = rng.choice(["~/inventory/hosts.txt", "~/net/hosts.list", "~/notes/machines.txt"])
+        names = rng.sample(["web-1", "web-2", "db-1", "db-2", "cache-1", "mq-1", "build-1", "mail-1",
+                            "proxy-1", "mon-1"], rng.randint(3, 6))
+        lines = [f"{n} 10.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(2, 250)}" for n in names]
+        conv = lambda ln: ln.replace(" ", ",", 1)  # noqa: E731
+        header = "host,ip"
+        out = f"{outdir}/{rng.choice(['hosts.csv', 'inventory.csv'])}"
+        example = "web-9,10.0.0.9"
+        sed = "sed 's/ /,/'"
+        what = "machine"
+    rows = sorted(lines) if sort else lines
+    expected = header + "\n" + "".join(conv(ln) + "\n" for ln in rows)
+    order = "sorted alphabetically" if sort else "in the same order"
+    directive = [f"Create {out} with the header line", f"    {header}",
+                 f"followed by one line per {what} listed in {src}, {order}, for example: {code(example)}"]
+    if not have_out:
+        directive.append(f"(The folder {outdir} does not exist yet.)")
+    work = [f"cat {src}"]
+    work.append(f"ls {outdir}" if have_out else f"mkdir -p {outdir}")
+    work.append(f"echo {header} > {out}")
+    work.append(f"sort {src} | {sed} >> {out}" if sort else f"{sed} {src} >> {out}")
+    work.append(f"cat {out}")
+    files = [f(src, "\n".join(lines) + "\n")] + ([d(outdir)] if have_out else [])
+    return Task(title=f"make {out.split('/')[-1]}", directive=directive,
+                description=f"turn a plain list into a CSV file with a header ({order})",
+                files=files, checks=[equals(out, expected)], work=work)
+
+
+def fc_lines(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    proj = rng.choice(PROJECTS)
+    kind = rng.randrange(4)
+    files = []
+    if kind == 0:
+        target = f"~/projects/{proj}/.gitignore"
+        lines = rng.sample(["*.pyc", "__pycache__/", ".env", "node_modules/", "dist/", "*.log", ".DS_Store",
+                            "build/", "*.swp", ".venv/"], rng.randint(3, 5))
+        files += [f(f"~/projects/{proj}/main.py", "print('ok')\n"), f(f"~/projects/{proj}/.env", "API_KEY=changeme\n")]
+        title = "add a .gitignore"
+    elif kind == 1:
+        target = f"~/projects/{proj}/requirements.txt"
+        lines = rng.sample(["requests==2.31.0", "flask==3.0.2", "gunicorn==21.2.0", "psycopg2-binary==2.9.9",
+                            "python-dotenv==1.0.1", "click==8.1.7", "pyyaml==6.0.1"], rng.randint(3, 5))
+        files += [f(f"~/projects/{proj}/app.py", "from flask import Flask\napp = Flask(__name__)\n")]
+        title = "pin the requirements"
+    elif kind == 2:
+        target = rng.choice(["~/app/allowed_hosts", "~/.config/proxy/allow.list", "~/etc/allow.txt"])
+        lines = rng.sample([f"{w}.{ctx.host}.lan" for w in ["web", "api", "mail", "git", "ci"]]
+                           + ["127.0.0.1", "10.0.0.0/8", "192.168.1.0/24"], rng.randint(3, 5))
+        title = "write the allow list"
+    else:
+        target = rng.choice(["~/status/away.txt", "~/.plan", "~/public/status.txt"])
+        t = when(rng)
+        lines = [rng.choice([f"Out of office until {t.date()}.", f"Back on {t.strftime('%A')} {t.date()}.",
+                             f"On leave until {t.date()}; ask the {rng.choice(['ops', 'web', 'data'])} team."])]
+        title = "set the away message"
+    folder = target.rsplit("/", 1)[0]
+    n = len(lines)
+    say = "this line" if n == 1 else f"exactly these {n} lines, in this order"
+    directive = [f"Create {target} with {say}:", block(lines)]
+    if not any(x["path"].startswith(folder + "/") for x in files):
+        directive.append(f"Make the folder {folder} if it is missing.")
+    quoted = " ".join(sq(ln) for ln in lines)
+    work = ([f"ls -a {folder}"] if files else [f"mkdir -p {folder}"]) + [
+        f"printf '%s\\n' {quoted} > {target}", f"cat {target}"]
+    checks = [equals(target, "\n".join(lines) + "\n")] + [exists(x["path"]) for x in files[-1:]]
+    return Task(title=title, directive=directive, description=f"create {target} with {n} given line(s)",
+                files=files, checks=checks, work=work)
+
+
+def fc_symlink(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    kind = rng.randrange(3)
+    if kind == 0:
+        app = rng.choice(["~/app", f"~/srv/{rng.choice(PROJECTS)}", "~/site"])
+        cands = [f"{a}.{b}.{c}" for a in range(1, 4) for b in range(0, 10) for c in range(0, 13)]
+        vers = sorted(rng.sample(cands, 3), key=lambda v: tuple(int(x) for x in v.split(".")))
+        new, old = vers[-1], vers[-2]
+        files = [f(f"{app}/releases/{v}/VERSION", v + "\n") for v in rng.sample(vers, len(vers))]
+        have = rng.random() < 0.7
+        if have:
+            files.append(link(f"{app}/current", f"releases/{old}"))
+        which = rng.choice([f"{app}/releases/{new}", "the newest release (the highest version number)"])
+        directive = [f"{app}/current is {'a symbolic link to' if have else 'meant to be a symbolic link to'} the "
+                     f"release that is served. Point it at {which}"
+                     + (f" instead of {old}." if have else "."), "Keep every release folder."]
+        checks = [command(f"[ -L {app}/current ] && [ \"$(cat {app}/current/VERSION)\" = {new} ]",
+                          f"{app}/current is a link to release {new}")]
+        checks += [exists(f"{app}/releases/{v}/VERSION") for v in vers]
+        work = [f"ls -l {app} {app}/releases", f"ln -sfn releases/{new} {app}/current", f"cat {app}/current/VERSION"]
+        return Task(title=f"switch to release {new}", directive=directive,
+                    description="point a `current` symlink at a release", files=files, checks=checks, work=work)
+    if kind == 1:
+        logs = rng.choice(["~/logs", "~/var/log", f"~/{rng.choice(SERVICES)}/logs"])
+        svc = rng.choice(SERVICES)
+        t = when(rng)
+        dates = sorted((t - _dt.timedelta(days=k)).date().isoformat() for k in rng.sample(range(0, 60), rng.randint(3, 5)))
+        files = []
+        for dt in dates:
+            files.append(f(f"{logs}/{svc}-{dt}.log", app_log(rng, rng.randint(3, 6), svc)
+                           + f"{dt}T23:59:59 {svc} INFO  log closed ({dt})\n"))
+        newest = f"{svc}-{dates[-1]}.log"
+        rng.shuffle(files)
+        directive = [f"Create a symbolic link {logs}/latest.log that points to the newest {svc} log in {logs} "
+                     "(the one with the latest date in its name), so that the dashboards can follow it."]
+        checks = [command(f"[ -L {logs}/latest.log ] && grep -q 'log closed ({dates[-1]})' {logs}/latest.log",
+                          f"latest.log is a link to {newest}")]
+        checks += [exists(x["path"]) for x in files]
+        work = [f"ls {logs}", f"ln -s {newest} {logs}/latest.log", f"ls -l {logs}", f"tail -n 2 {logs}/latest.log"]
+        return Task(title="latest.log link", directive=directive,
+                    description="create a symlink to the newest dated log", files=files, checks=checks, work=work)
+    tool = rng.choice(["fmtcheck", "dbtool", "syncit", "pack", "lint-sql", "tidyup"])
+    v_old, v_new = "1.%d.0" % rng.randint(0, 4), "2.%d.%d" % (rng.randint(0, 4), rng.randint(0, 9))
+    if rng.random() < 0.5:
+        v_old, v_new = v_new, v_old  # the wanted one is not always the newest
+    files = [f(f"~/opt/{tool}-{v}/bin/{tool}", f"#!/bin/sh\necho '{tool} {v}'\n", "0755") for v in (v_old, v_new)]
+    files.append(d("~/bin"))
+    directive = [f"Make {tool} {v_new} available as ~/bin/{tool}: create a symbolic link there to the "
+                 f"program ~/opt/{tool}-{v_new}/bin/{tool}. Do not copy it."]
+    checks = [command(f"[ -L ~/bin/{tool} ] && [ \"$(~/bin/{tool})\" = '{tool} {v_new}' ]",
+                      f"~/bin/{tool} is a link that runs version {v_new}")]
+    work = ["ls ~/opt", f"ln -s ~/opt/{tool}-{v_new}/bin/{tool} ~/bin/{tool}", f"ls -l ~/bin", f"~/bin/{tool}"]
+    return Task(title=f"link {tool} {v_new}", directive=directive,
+                description="link a program version into ~/bin", files=files, checks=checks, work=work)
+
+
+def fc_tree(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    name = rng.choice(PROJECTS)
+    base = rng.choice(["~/projects", "~/work", "~/src"])
+    other = rng.choice([p for p in PROJECTS if p != name])
+    subs = rng.sample(["src", "tests", "docs", "scripts", "data", "config", "assets"], rng.randint(3, 4))
+    keep = rng.random() < 0.4
+    root = f"{base}/{name}"
+    files = [f(f"{base}/{other}/README.md", f"# {other}\n")]
+    listing = ", ".join(subs[:-1]) + " and " + subs[-1]
+    directive = [f"Start the new project {name}: create {root} with the subfolders {listing}, and a file "
+                 f"{root}/README.md whose only line is `# {name}`."]
+    if keep:
+        directive.append("Put an empty file named .keep in each subfolder so that git keeps them.")
+    checks = [command(" && ".join(f"[ -d {root}/{s} ]" for s in subs), "the subfolders exist"),
+              equals(f"{root}/README.md", f"# {name}\n"), exists(f"{base}/{other}/README.md")]
+    if keep:
+        checks.append(command(" && ".join(f"[ -f {root}/{s}/.keep ]" for s in subs), "each subfolder has .keep"))
+    work = [f"ls {base}", "mkdir -p " + " ".join(f"{root}/{s}" for s in subs),
+            f"echo '# {name}' > {root}/README.md"]
+    if keep:
+        work.append("touch " + " ".join(f"{root}/{s}/.keep" for s in subs))
+    work.append(f"ls -R {root}" if not keep else f"ls -aR {root}")
+    return Task(title=f"new project {name}", directive=directive,
+                description="create a project skeleton of folders and a README", files=files, checks=checks, work=work)
+
+
+FILE_CREATE = [fc_script, fc_csv, fc_lines, fc_symlink, fc_tree]
+
+# -- find_and_report ------------------------------------------------------------------------------
+
+_ANSWERS = ["~/answer.txt", "~/found.txt", "~/report.txt", "~/out/answer", "~/report/result.txt"]
+
+
+def _answer(ctx: Ctx, files: list[dict]) -> tuple[str, list[str]]:
+    """Where the answer goes; a folder for it is staged (so the directive need not mention it)."""
+    where = ctx.rng.choice(_ANSWERS)
+    if where.count("/") > 1:
+        files.append(d(where.rsplit("/", 1)[0]))
+    return where, []
+
+
+def number_is(path: str, n: int, desc: str = "") -> dict:
+    return command(f"[ \"$(tr -d ' \\t\\n' < {shp(path)})\" = {n} ]", desc or f"{path} says {n}")
+
+
+def fr_largest(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    root = rng.choice(["~/logs", "~/data/logs", "~/var/log"])
+    sub = rng.choice(["archive", "old", "2024"])
+    names = rng.sample([f"{s}.log" for s in SERVICES], 5)
+    sizes = [rng.randint(3, 14) for _ in names]
+    big = rng.randrange(1, len(names))  # never the first: the biggest one sits in the subfolder
+    sizes[big] = max(sizes) + rng.randint(6, 12)
+    files = []
+    for i, (n, s) in enumerate(zip(names, sizes)):
+        path = f"{root}/{sub}/{n}" if i >= 3 or i == big else f"{root}/{n}"
+        files.append(f(path, app_log(rng, s, n[:-4])))
+    answer, _ = _answer(ctx, files)
+    target = names[big]
+    directive = [f"Disk space is running out. Find the single largest file anywhere under {root} (subfolders "
+                 f"included) and write just its file name (for example {nb('worker-7.log')}, no folder) into {answer}."]
+    work = [f"ls -R {root}", f"find {root} -type f -exec wc -c {{}} + | sort -n",
+            f"echo {target} > {answer}", f"cat {answer}"]
+    checks = [file_is(answer, target), exists(next(x["path"] for x in files if x["path"].endswith("/" + target)))]
+    return Task(title="largest log file", directive=directive,
+                description="find the largest file in a tree (in a subfolder) and report its name",
+                files=files, checks=checks, work=work)
+
+
+def fr_port(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    folder = rng.choice(["~/services", "~/etc/services.d", "~/conf.d"])
+    key = rng.choice(["port", "listen_port"])
+    svcs = rng.sample(SERVICES, rng.randint(4, 6))
+    ports = rng.sample([8080, 8443, 9100, 5432, 6379, 3000, 8000, 9090, 7070, 8125], len(svcs))
+    who = rng.randrange(len(svcs))
+    port = ports[who]
+    files = []
+    decoy_done = False
+    for i, (s, p) in enumerate(zip(svcs, ports)):
+        lines = [f"name={s}", f"{key}={p}", f"workers={rng.randint(1, 8)}"]
+        if i != who and not decoy_done:
+            lines.append(f"# was {key}={port} until {rng.randint(2019, 2023)}")
+            decoy_done = True
+        files.append(f(f"{folder}/{s}.conf" if rng.random() < 0.5 else f"{folder}/a{i + 1:02d}.conf",
+                       "\n".join(lines) + "\n"))
+    if rng.random() < 0.6:
+        extra = rng.choice([s for s in SERVICES if s not in svcs])
+        files.append(f(f"{folder}/zz-{extra}.conf", f"name={extra}\n{key}=1{port}\n"))
+    answer, _ = _answer(ctx, files)
+    holder = files[who]["path"]
+    directive = [f"Something on {ctx.host} already listens on port {port} and the new proxy cannot start. The "
+                 f"service definitions are the *.conf files in {folder}. Find the one with {key}={port} and write "
+                 f"the value of its name= setting (only that word) into {answer}."]
+    work = [f"grep -n {port} {folder}/*.conf", f"grep -l '^{key}={port}$' {folder}/*.conf", f"cat {holder}",
+            f"echo {svcs[who]} > {answer}"]
+    return Task(title=f"who uses port {port}", directive=directive,
+                description="find which service configuration uses a port and report the service name",
+                files=files, checks=[file_is(answer, svcs[who])], work=work)
+
+
+def _code_lines(rng, word: str, n: int, comment: str, lang: str) -> tuple[str, int]:
+    out, hits = [], 0
+    for i in range(n):
+        r = rng.random()
+        if r < 0.3:
+            out.append(f"{comment} {word}: {rng.choice(['handle errors', 'validate input', 'add tests', 'clean up', 'speed this up'])}")
+            hits += 1
+        elif r < 0.38:
+            out.append(f"{comment} {word.lower()} list is empty")  # lower case does not count
+        else:
+            out.append({"py": f"x{i} = compute({i})", "sh": f"echo step {i}", "js": f"const x{i} = f({i});"}[lang])
+    return "\n".join(out) + "\n", hits
+
+
+def fr_count(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    word = rng.choice(["TODO", "FIXME", "XXX"])
+    repo = rng.choice(["~/repo", f"~/src/{rng.choice(PROJECTS)}", "~/code"])
+    ext = rng.choice(["py", "sh", "js"])
+    comment = {"py": "#", "sh": "#", "js": "//"}[ext]
+    files, total = [], 0
+    for path in rng.sample(["main", "util", "lib/io", "lib/db", "tests/test_main", "cli"], 4):
+        content, hits = _code_lines(rng, word, rng.randint(4, 9), comment, ext)
+        total += hits
+        files.append(f(f"{repo}/{path}.{ext}", content))
+    if total == 0:
+        files[0]["content"] += f"{comment} {word}: remove this\n"
+        total = 1
+    other = {"py": "js", "sh": "py", "js": "sh"}[ext]
+    files.append(f(f"{repo}/README.md", f"# notes\n\n{word}: write docs\n{word}: badges\n"))
+    files.append(f(f"{repo}/tools/build.{other}", f"{'//' if other == 'js' else '#'} {word}: cache\n"))
+    answer, _ = _answer(ctx, files)
+    directive = [f"Before the code freeze we want to know how much is left to do. Count the lines that contain "
+                 f"{word} (upper case) in all .{ext} files under {repo} (every subfolder too; other file types do "
+                 f"not count) and write only that number into {answer}."]
+    work = [f"find {repo} -name '*.{ext}'", f"find {repo} -name '*.{ext}' -exec grep -n {word} {{}} +",
+            f"find {repo} -name '*.{ext}' -exec cat {{}} + | grep -c {word} > {answer}", f"cat {answer}"]
+    return Task(title=f"count {word} lines", directive=directive,
+                description=f"count lines with {word} in the .{ext} files of a tree and write the number",
+                files=files, checks=[number_is(answer, total)], work=work)
+
+
+def fr_codes(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    codes = sorted(rng.sample([f"E{rng.randint(0, 999):03d}" for _ in range(12)], 5))
+    codes = sorted(set(codes))
+    svc = rng.choice(SERVICES)
+    log = rng.choice([f"~/logs/{svc}.log", "~/logs/app.log", f"~/{svc}/error.log"])
+    text = app_log(rng, rng.randint(14, 24), svc, errors=codes)
+    used = sorted({w for line in text.split("\n") for w in line.split() if w in codes})
+    if not used:
+        text += f"2025-01-01T00:00:00 {svc} ERROR {codes[0]} connection refused by cache\n"
+        used = [codes[0]]
+    text += f"2025-01-01T00:00:01 {svc} INFO  request R{rng.randint(1000, 9999)} done\n"
+    files = [f(log, text)]
+    answer, _ = _answer(ctx, files)
+    directive = [f"Support needs the list of distinct error codes that occur in {log}. An error code is the letter "
+                 f"E followed by exactly three digits (like {nb('E042')}). Write each code once, sorted, one per "
+                 f"line, into {answer}."]
+    work = [f"grep ERROR {log}", f"grep -o 'E[0-9][0-9][0-9]' {log} | sort -u > {answer}", f"cat {answer}"]
+    return Task(title="error code inventory", directive=directive,
+                description="list the distinct error codes in a log, sorted, one per line",
+                files=files, checks=[equals(answer, "".join(c + "\n" for c in used))], work=work)
+
+
+def fr_mention(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    root = rng.choice(["~/notes", "~/docs", "~/mail"])
+    n = rng.randint(1000, 9999)
+    phrase = rng.choice([f"invoice {n}", f"ticket #{n}", f"order {n}", f"PO-{n}"])
+    decoy = phrase.replace(str(n), str(n + rng.choice([1, 10, 100])) if n < 9000 else str(n - 7))
+    names = rng.sample(["meeting.txt", "ideas.md", "budget.txt", "travel.md", "vendors.txt", "followups.md",
+                        "q3-plan.txt", "onboarding.md"], 6)
+    files, holder = [], None
+    who = rng.randrange(len(names))
+    for i, nm in enumerate(names):
+        path = f"{root}/{'old/' if i % 3 == 2 else ''}{nm}"
+        body = note_text(rng, nm.split(".")[0])
+        if i == who:
+            body += f"- chase the payment for {phrase} ({rng.choice(['overdue', 'disputed', 'partly paid'])})\n"
+            holder = nm
+        elif i == (who + 1) % len(names):
+            body += f"- {decoy} was paid in full\n"
+        files.append(f(path, body))
+    answer, _ = _answer(ctx, files)
+    directive = [f"Accounting asks which of the files under {root} (subfolders included) mentions "
+                 f"{code(phrase)}. Write just that file's name (no folder) into {answer}."]
+    work = [f"ls -R {root}", f"grep -rn {sq(phrase)} {root}", f"echo {holder} > {answer}", f"cat {answer}"]
+    return Task(title=f"where is {phrase}", directive=directive,
+                description="find the one file that mentions a phrase and report its name",
+                files=files, checks=[file_is(answer, holder)], work=work)
+
+
+def fr_count_files(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    root = rng.choice(["~/photos", "~/pictures", "~/camera"])
+    ext = rng.choice(["jpg", "png"])
+    files, count = [], 0
+    for sub in rng.sample(["", "2023/", "2024/", "trip/", "2024/summer/"], 3):
+        for k in range(rng.randint(1, 4)):
+            files.append(f(f"{root}/{sub}img_{rng.randint(1000, 9999)}_{k}.{ext}", f"{ext} data\n"))
+            count += 1
+        files.append(f(f"{root}/{sub}notes-{k}.txt", "caption list\n"))
+    files.append(f(f"{root}/IMG_0001.{ext.upper()}", "upper-case extension\n"))
+    files.append(f(f"{root}/thumb.{ext}.bak", "backup\n"))
+    # de-duplicate paths (random names may repeat)
+    seen, uniq = [], []
+    for x in files:
+        if x["path"] not in seen:
+            seen.append(x["path"])
+            uniq.append(x)
+    files = uniq
+    count = sum(1 for x in files if x["path"].endswith("." + ext))
+    answer, _ = _answer(ctx, files)
+    directive = [f"How many .{ext} pictures are there under {root}, subfolders included? Count the files whose "
+                 f"names end in .{ext} (lower case; .{ext.upper()} and backups do not count) and write only the "
+                 f"number into {answer}."]
+    work = [f"find {root} -name '*.{ext}'", f"find {root} -type f -name '*.{ext}' | wc -l > {answer}",
+            f"cat {answer}"]
+    return Task(title=f"count .{ext} files", directive=directive,
+                description="count files of one extension in a tree and write the number",
+                files=files, checks=[number_is(answer, count)], work=work)
+
+
+def fr_config_value(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    proj = rng.choice(PROJECTS)
+    ini = rng.choice([f"~/{proj}/settings.ini", "~/app/config.ini", f"~/.config/{proj}/db.ini"])
+    sections = ["database", "replica", "cache"]
+    ports = rng.sample([5432, 5433, 6432, 6543, 15432, 6379, 6380], 3)
+    want = rng.choice(sections[:2])
+    val = ports[sections.index(want)]
+    body = ""
+    for s, p in zip(sections, ports):
+        host = f"{s[:2]}-{rng.randint(1, 9)}.{ctx.host}.lan"
+        body += f"[{s}]\nhost = {host}\nport = {p}\n" + (f"name = {proj}\n" if s == "database" else "") + "\n"
+    files = [f(ini, body.rstrip("\n") + "\n")]
+    answer, _ = _answer(ctx, files)
+    directive = [f"The firewall team needs the port of the {want} server that {proj} uses. It is the port "
+                 f"setting in the [{want}] section of {ini}. Write only the number into {answer}."]
+    work = [f"cat {ini}", f"sed -n '/^\\[{want}\\]/,/^$/p' {ini}", f"echo {val} > {answer}", f"cat {answer}"]
+    return Task(title=f"{want} port", directive=directive,
+                description="read one setting from the right section of an ini file and write it down",
+                files=files, checks=[number_is(answer, val)], work=work)
+
+
+def fr_csv_count(ctx: Ctx) -> Task:
+    rng = ctx.rng
+    csv = rng.choice(["~/data/orders.csv", "~/exports/orders-2024.csv", "~/shop/orders.csv"])
+    statuses = ["shipped", "refunded", "pending", "cancelled"]
+    want = rng.choice(statuses[1:])
+    rows, hits = ["id,date,customer,status,total"], 0
+    for i in range(rng.randint(10, 22)):
+        st = rng.choice(statuses)
+        hits += st == want
+        rows.append(f"{1000 + i},{when(rng).date()},{rng.choice(WORDS)}-{rng.randint(1, 99)},{st},"
+                    f"{rng.randint(5, 300)}.{rng.randint(0, 99):02d}")
+    if not hits:
+        rows.append(f"{1100},{when(rng).date()},{rng.choice(WORDS)}-1,{want},12.00")
+        hits = 1
+    files = [f(csv, "\n".join(rows) + "\n")]
+    answer, _ = _answer(ctx, files)
+    directive = [f"How many orders in {csv} have the status {want}? The status is the fourth column. Write only "
+                 f"the number into {answer}."]
+    work = [f"head -n 5 {csv}", f"grep -c ',{want},' {csv}", f"grep -c ',{want},' {csv} > {answer}", f"cat {answer}"]
+    return Task(title=f"count {want} orders", directive=directive,
+                description="count the rows of a CSV with a given status and write the number",
+                files=files, checks=[number_is(answer, hits)], work=work)
+
+
+FIND_AND_REPORT = [fr_largest, fr_port, fr_count, fr_codes, fr_mention, fr_count_files, fr_config_value,
+                   fr_csv_count]
+
+__all__ = ["FILE_CREATE", "FIND_AND_REPORT"]
