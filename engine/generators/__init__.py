@@ -17,6 +17,7 @@ from typing import Callable
 
 from . import edits, files, panic, tidy
 from .announce import STYLES, announce
+from ..scenario import ScenarioError
 from .common import HOSTS, USERS, Ctx, Task, dumps
 
 if sys.version_info >= (3, 11):
@@ -71,7 +72,7 @@ def build(archetype: str, seed: int, i: int) -> Generated:
     try:
         arch = _BY_NAME[archetype]
     except KeyError:
-        raise ValueError(f"unknown archetype {archetype!r}; known: {', '.join(ARCHETYPES)}") from None
+        raise ScenarioError(f"unknown archetype {archetype!r}; known: {', '.join(ARCHETYPES)}") from None
     rng = Random(f"{archetype}:{seed}:{i}")
     ctx = Ctx(rng=rng, user=rng.choice(USERS), host=rng.choice(HOSTS))
     variant = _balanced(f"{archetype}:{seed}:variant", i, list(arch.variants))
@@ -118,9 +119,9 @@ def build(archetype: str, seed: int, i: int) -> Generated:
 def generate(archetype: str, n: int = 10, seed: int = 0, out: str | Path = "generated") -> list[Path]:
     """Write n scenarios of one archetype to out/<archetype>/<archetype>_<seed>_<i>.toml."""
     if archetype not in _BY_NAME:
-        raise ValueError(f"unknown archetype {archetype!r}; known: {', '.join(ARCHETYPES)}")
+        raise ScenarioError(f"unknown archetype {archetype!r}; known: {', '.join(ARCHETYPES)}")
     if n < 0:
-        raise ValueError(f"n must be 0 or more, got {n}")
+        raise ScenarioError(f"--n must be 0 or more, got {n}")
     folder = Path(out) / archetype
     folder.mkdir(parents=True, exist_ok=True)
     paths = []

@@ -427,12 +427,21 @@ def pm_ssh(ctx: Ctx) -> Task:
                rng.choice(["0644", "0664", "0640"])),
              f(f"~/.ssh/{key}.pub", f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGRlbW8 {ctx.user}@{ctx.host}\n", "0644"),
              f("~/.ssh/known_hosts", f"git.{ctx.host}.lan ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHNlcnZlcg\n", "0644")]
+    extra = rng.choice([[], ["config"], ["authorized_keys"], ["config", "authorized_keys"]])
+    bodies = {"config": f"Host git\n    HostName git.{ctx.host}.lan\n    User {ctx.user}\n",
+              "authorized_keys": f"ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9mZmljZQ {ctx.user}@laptop\n"}
+    files += [f(f"~/.ssh/{x}", bodies[x], rng.choice(["0664", "0666", "0644"])) for x in extra]
     directive = [f"ssh to the git server refuses my key (\"UNPROTECTED PRIVATE KEY FILE!\"). The private key "
                  f"~/.ssh/{key} must be {_say(rng, '0600')}, and ~/.ssh itself must be accessible by me only "
-                 f"({_sym('0700')}). The public key and known_hosts stay readable by everyone."]
-    checks = [mode(f"~/.ssh/{key}", "0600"), mode("~/.ssh", "0700"),
-              mode(f"~/.ssh/{key}.pub", "0644", "the public key stays readable"), exists("~/.ssh/known_hosts")]
-    work = ["ls -la ~/.ssh", f"chmod 600 ~/.ssh/{key}", "chmod 700 ~/.ssh", "ls -la ~/.ssh"]
+                 f"({_sym('0700')})."]
+    if extra:
+        directive.append(f"ssh is just as picky about {' and '.join('~/.ssh/' + x for x in extra)}: make "
+                         f"{'it' if len(extra) == 1 else 'them'} {_sym('0600')} too.")
+    directive.append("The public key and known_hosts stay readable by everyone.")
+    checks = [mode(f"~/.ssh/{key}", "0600"), mode("~/.ssh", "0700")] + [mode(f"~/.ssh/{x}", "0600") for x in extra]
+    checks += [mode(f"~/.ssh/{key}.pub", "0644", "the public key stays readable"), exists("~/.ssh/known_hosts")]
+    work = ["ls -la ~/.ssh", f"chmod 600 ~/.ssh/{key}" + "".join(f" ~/.ssh/{x}" for x in extra), "chmod 700 ~/.ssh",
+            "ls -la ~/.ssh"]
     return Task(title="ssh key permissions", directive=directive,
                 description="tighten the permissions of an ssh private key and ~/.ssh", files=files,
                 checks=checks, work=work)
