@@ -1,0 +1,87 @@
+"""`teletype console` and `teletype replay`: their argument parsers and entry points.
+
+engine.cli imports this module only when one of them runs, and calls `add_parser(sub, name)` with
+name "console" or "replay"; exactly that subcommand is added.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from engine.models import add_model_options, build_policy, resolve_model
+
+from .driver import DEFAULT_SCENARIO, ConsoleConfig
+
+
+def add_parser(sub, name: str) -> argparse.ArgumentParser:
+    if name == "console":
+        p = sub.add_parser(
+            "console", help="the operator console (Textual): watch, step, edit, override, record",
+            description="Open the operator console on a scenario. With a model (--model, --endpoint or "
+                        "--policy) it proposes each command and you run, edit or override it; without one "
+                        "you type every command and the session is recorded as a demonstration.")
+        p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
+                       help=f"a bundled name or a .toml file (default {DEFAULT_SCENARIO})")
+    elif name == "replay":
+        p = sub.add_parser(
+            "replay", help="step through a recording in the console, and branch from any step",
+            description="Open a recorded session: step back and forth with the terminal as it was, the "
+                        "checker and the outcome; 'branch here' re-types the first N commands in a fresh "
+                        "sandbox and hands the session to you (b) or to the model (m).")
+        p.add_argument("run", help="a run directory (with trajectory.json or events.jsonl, session.cast)")
+    else:
+        raise ValueError(f"console.cli has no subcommand {name!r}")
+    g = p.add_argument_group("session")
+    g.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap",
+                   help="where the shell runs (default bwrap; local isolates nothing)")
+    g.add_argument("--image", help="docker image for --sandbox docker")
+    g.add_argument("--steps", type=int, default=30, metavar="N", help="step budget (default 30)")
+    g.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS",
+                   help="time limit per command (default 30)")
+    g.add_argument("--runs", default="runs", metavar="RUNS",
+                   help="where recordings go, one directory per session (default ./runs)")
+    g.add_argument("--no-record", action="store_true", help="start with recording off (w toggles)")
+    add_model_options(p)
+    p.set_defaults(func=run_console if name == "console" else run_replay)
+    return p
+
+
+def config_from_args(args) -> ConsoleConfig:
+    from engine.shell import Limits
+
+    choice = resolve_model(args, default=None)
+    factory = None
+    if choice is not None:
+        cache: dict = {}
+
+        def factory(scenario, choice=choice):
+            # Models load once per console; the scripted policy follows each scenario's solution.
+            key = scenario.name if choice.policy == "scripted" else None
+            if key not in cache:
+                cache[key] = build_policy(choice, scenario)
+            return cache[key]
+
+    return ConsoleConfig(
+        scenario=getattr(args, "scenario", None) or DEFAULT_SCENARIO,
+        policy=factory, model_label=choice.label if choice else None,
+        sandbox=args.sandbox,
+        sandbox_options={"image": args.image} if args.sandbox == "docker" and args.image else {},
+        step_budget=args.steps, limits=Limits(command_timeout=args.timeout),
+        runs=Path(args.runs), record=not args.no_record)
+
+
+def run_console(args) -> int:
+    from .app import ConsoleApp
+
+    ConsoleApp(config_from_args(args)).run()
+    return 0
+
+
+def run_replay(args) -> int:
+    from engine.recorder import load_run
+
+    from .app import ConsoleApp
+
+    load_run(args.run)  # a bad directory fails here, with the recorder's message, before the UI opens
+    ConsoleApp(config_from_args(args), replay=args.run).run()
+    return 0

@@ -1,0 +1,174 @@
+"""The console's side of the engine: one Session at a time, driven by blocking calls made in workers.
+
+Nothing here touches Textual. The live screen calls these methods from thread workers and turns the
+results into messages; a lock keeps engine calls one at a time even if the operator acts while the
+model is still proposing (the newer action simply waits for the engine).
+"""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from engine.checker import CheckReport
+from engine.cli import default_run_dir
+from engine.outcome import Outcome
+from engine.policy.base import Policy, Proposal
+from engine.scenario import Scenario, find_scenarios, load_scenario
+from engine.session import Session, StepResult
+from engine.shell import Limits
+
+DEFAULT_SCENARIO = "permissions/deploy_exec"
+
+PolicyFactory = Callable[[Scenario], Policy]
+
+
+@dataclass
+class ConsoleConfig:
+    """Everything `teletype console` / `teletype replay` decide before the first session."""
+
+    scenario: str = DEFAULT_SCENARIO
+    """A bundled name (archetype/name) or a .toml path."""
+    policy: PolicyFactory | None = None
+    """Builds the policy for a scenario; None: the operator types every command (demonstrations)."""
+    model_label: str | None = None
+    """What the status line calls the model (default: the policy's name)."""
+    sandbox: str = "bwrap"
+    sandbox_options: dict = field(default_factory=dict)
+    step_budget: int = 30
+    limits: Limits = field(default_factory=Limits)
+    runs: Path = Path("runs")
+    """Where recordings go, one directory per session (RUNS/<time>-<scenario>)."""
+    record: bool = True
+    record_dir: Path | None = None
+    """A fixed directory for the first session (tests, scripts); later sessions use `runs`."""
+
+
+def load_named(spec: str) -> Scenario:
+    paths = find_scenarios(spec)
+    if len(paths) != 1:
+        from engine.scenario import ScenarioError
+
+        raise ScenarioError(f"{spec!r} names {len(paths)} scenarios; the console runs one")
+    return load_scenario(paths[0])
+
+
+def scenario_names() -> list[tuple[str, str]]:
+    """(name, description) of every bundled scenario, for the scenario picker."""
+    out = []
+    for path in find_scenarios(None):
+        try:
+            sc = load_scenario(path)
+            out.append((sc.name, f"{sc.scenario.split}, expect {sc.scenario.expect}: {sc.scenario.description}"))
+        except Exception as exc:  # a broken file is listed, not fatal
+            out.append((f"{path.parent.name}/{path.stem}", f"invalid: {exc}"))
+    return out
+
+
+class Driver:
+    """Owns the current Session; every method blocks and is meant for a worker thread."""
+
+    def __init__(self, config: ConsoleConfig, on_output: Callable[[bytes], None]):
+        self.config = config
+        self.on_output = on_output
+        self.session: Session | None = None
+        self.scenario: Scenario | None = None
+        self.lock = threading.Lock()
+        self._policies: list[Policy] = []
+        self._fixed_dir = config.record_dir
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def start(self, spec: str, *, rows: int, cols: int, record: bool, use_policy: bool = True,
+              replay: list[str] | None = None) -> tuple[Session, str]:
+        """Finish any current session, start one on `spec`, and re-type `replay` (branching)."""
+        with self.lock:
+            self._finish_locked("stopped")
+            scenario = load_named(spec)
+            policy = None
+            if use_policy and self.config.policy is not None:
+                policy = self.config.policy(scenario)
+                if policy not in self._policies:
+                    self._policies.append(policy)
+            record_dir = None
+            if record:
+                record_dir = self._fixed_dir or default_run_dir(self.config.runs, scenario.name)
+                self._fixed_dir = None
+            session = Session(scenario, sandbox=self.config.sandbox, policy=policy,
+                              record_dir=record_dir, step_budget=self.config.step_budget,
+                              limits=self.config.limits, rows=rows, cols=cols,
+                              sandbox_options=dict(self.config.sandbox_options),
+                              on_output=self.on_output)
+            self.session, self.scenario = session, scenario
+            orientation = session.start()
+            for command in replay or []:
+                result = session.execute(command, source="replay")
+                if result.ended:
+                    break
+            return session, orientation
+
+    def propose(self, on_token: Callable[[str], None]) -> Proposal:
+        with self.lock:
+            return self._live().propose(on_token=on_token)
+
+    def step(self, command: str, *, source: str, original: str | None = None,
+             proposal: Proposal | None = None) -> tuple[StepResult, CheckReport | None, Outcome | None]:
+        """Type one command; then the checker, or (when it ended the session) the outcome."""
+        with self.lock:
+            session = self._live()
+            raw = stats = None
+            if proposal is not None:
+                raw, stats = proposal.raw, proposal.stats
+            result = session.execute(command, source=source, original=original, raw=raw, stats=stats)
+            if result.ended:
+                return result, None, session.finish()
+            return result, session.check(), None
+
+    def check(self) -> CheckReport:
+        with self.lock:
+            if self.session is None:
+                raise RuntimeError("no session")
+            return self.session.check()
+
+    def finish(self, ended_by: str = "stopped") -> Outcome | None:
+        with self.lock:
+            return self._finish_locked(ended_by)
+
+    def send_keys(self, data: bytes) -> None:
+        session = self.session
+        if session is not None and session.outcome is None:
+            session.send_keys(data)
+
+    def resize(self, rows: int, cols: int) -> None:
+        session = self.session
+        if session is not None and session.outcome is None and session.shell is not None:
+            session.resize(rows, cols)
+
+    def close(self) -> None:
+        """At shutdown: finish the session (its recording gets a trajectory) and close policies."""
+        try:
+            self.finish("stopped")
+        finally:
+            for policy in self._policies:
+                try:
+                    policy.close()
+                except Exception:
+                    pass
+            self._policies.clear()
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _live(self) -> Session:
+        if self.session is None:
+            raise RuntimeError("no session is running")
+        return self.session
+
+    def _finish_locked(self, ended_by: str) -> Outcome | None:
+        session = self.session
+        if session is None:
+            return None
+        if session.outcome is not None:
+            return session.outcome
+        if session.shell is None:  # never started
+            session.close()
+            return None
+        return session.finish(ended_by)

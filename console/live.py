@@ -1,0 +1,477 @@
+"""The live console: a session driven step by step by the operator, the model, or both.
+
+Engine calls (start, propose, execute + check, finish) run in thread workers through the Driver and
+come back as messages tagged with a session generation, so a reply from a session the operator has
+already restarted is ignored. The screen never waits on the engine; keystrokes for takeover go
+through a one-thread executor so they stay in order and never block the event loop.
+"""
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from textual import work
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, Static
+from textual.worker import Worker, WorkerState
+
+from .driver import ConsoleConfig, Driver
+from .panels import BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel
+from .status import status_line
+from .terminal import TerminalPane
+
+RUN_HINT = "r run · e edit · o override · a auto"
+TYPE_HINT = "enter runs · esc cancels · an open quote or heredoc continues the line"
+
+
+class _Stream:
+    """The model's text as it streams, handed from the policy's thread with one message pending."""
+
+    def __init__(self, post):
+        self._post, self._lock = post, threading.Lock()
+        self.text, self._pending = "", False
+
+    def add(self, piece: str) -> None:
+        with self._lock:
+            self.text += piece
+            if self._pending:
+                return
+            self._pending = True
+        self._post()
+
+    def read(self) -> str:
+        with self._lock:
+            self._pending = False
+            return self.text
+
+
+class LiveScreen(Screen):
+    BINDINGS = [
+        Binding("r", "run", "Run"),
+        Binding("e", "edit", "Edit"),
+        Binding("o", "override", "Override"),
+        Binding("a", "auto", "Auto/pause"),
+        Binding("t", "takeover", "Take over"),
+        Binding("c", "check", "Check"),
+        Binding("x", "end_exit", "Exit"),
+        Binding("p", "end_panic", "Panic"),
+        Binding("R", "restart", "Restart"),
+        Binding("s", "scenarios", "Scenarios"),
+        Binding("w", "record", "Rec on/off"),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    class Started(Message):
+        def __init__(self, gen: int, report) -> None:
+            super().__init__()
+            self.gen, self.report = gen, report
+
+    class Streaming(Message):
+        def __init__(self, gen: int, stream: _Stream) -> None:
+            super().__init__()
+            self.gen, self.stream = gen, stream
+
+    class Proposed(Message):
+        def __init__(self, gen: int, proposal) -> None:
+            super().__init__()
+            self.gen, self.proposal = gen, proposal
+
+    class Stepped(Message):
+        def __init__(self, gen: int, result, report, outcome) -> None:
+            super().__init__()
+            self.gen, self.result, self.report, self.outcome = gen, result, report, outcome
+
+    class Checked(Message):
+        def __init__(self, gen: int, report) -> None:
+            super().__init__()
+            self.gen, self.report = gen, report
+
+    class Finished(Message):
+        def __init__(self, gen: int, outcome, then_quit: bool = False) -> None:
+            super().__init__()
+            self.gen, self.outcome, self.then_quit = gen, outcome, then_quit
+
+    class Failed(Message):
+        def __init__(self, gen: int, op: str, error: BaseException) -> None:
+            super().__init__()
+            self.gen, self.op, self.error = gen, op, error
+
+    def __init__(self, config: ConsoleConfig, *, scenario: str | None = None,
+                 replay: list[str] | None = None, use_policy: bool = True) -> None:
+        super().__init__()
+        self.config = config
+        self.spec = scenario or config.scenario
+        self.record = config.record
+        self.use_policy = use_policy and config.policy is not None
+        self._replay = replay
+        self.driver: Driver | None = None
+        self.gen = 0
+        self.phase = "starting"
+        """starting, proposing, ready, running, ended, failed."""
+        self.auto = False
+        self.proposal = None
+        self.mode: str | None = None
+        """What the open editor is for: edit, override, panic (None: closed)."""
+        self.error: str | None = None
+        self._keys = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teletype-keys")
+
+    def compose(self):
+        yield Static(id="status")
+        with Horizontal(id="main"):
+            yield TerminalPane(id="terminal")
+            with VerticalScroll(id="side"):
+                yield ProposalPanel(id="proposal")
+                yield ChecksPanel(id="checks")
+                yield BudgetPanel(id="budget")
+                yield OutcomePanel(id="outcome")
+        yield Footer()
+
+    @property
+    def pane(self) -> TerminalPane:
+        return self.query_one(TerminalPane)
+
+    @property
+    def panel(self) -> ProposalPanel:
+        return self.query_one(ProposalPanel)
+
+    @property
+    def session(self):
+        return self.driver.session if self.driver else None
+
+    def on_mount(self) -> None:
+        self.driver = Driver(self.config, self.pane.listener)
+        self.call_after_refresh(self.begin)
+
+    def on_unmount(self) -> None:
+        self._keys.shutdown(wait=False)
+        if self.driver is not None:
+            self.driver.close()
+
+    # -- the state shown ---------------------------------------------------------------------------
+    def set_phase(self, phase: str) -> None:
+        self.phase = phase
+        self.query_one("#status", Static).update(status_line(self))
+        self.refresh_bindings()
+
+    def check_action(self, action: str, parameters) -> bool | None:
+        live = self.phase not in ("starting", "ended", "failed")
+        if action in ("run", "edit", "auto") and not self.use_policy:
+            return False
+        if action in ("run", "edit"):
+            return True if self.phase == "ready" and self.proposal is not None else None
+        if action in ("override", "takeover", "end_exit", "end_panic", "check"):
+            return True if live else None
+        return True
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+    def begin(self, spec: str | None = None) -> None:
+        """Start (or restart) a session on `spec` (default: the current scenario)."""
+        self.spec = spec or self.spec
+        self.gen += 1
+        self.auto, self.proposal, self.mode, self.error = False, None, None, None
+        self.pane.takeover = False
+        self.pane.reset()
+        self.panel.show("", None, note="starting the sandbox...")
+        self.query_one(ChecksPanel).show(None, running=True)
+        self.query_one(OutcomePanel).show(None)
+        self.query_one(BudgetPanel).show({}, 0, self.config.step_budget)
+        self.set_phase("starting")
+        rows, cols = self.pane.grid
+        replay, self._replay = self._replay, None
+        self._start(self.gen, self.spec, rows, cols, self.record, replay)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _start(self, gen, spec, rows, cols, record, replay) -> None:
+        try:
+            self.driver.start(spec, rows=rows, cols=cols, record=record, use_policy=self.use_policy,
+                              replay=replay)
+            report = self.driver.check()
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "start", exc))
+            return
+        self.post_message(self.Started(gen, report))
+
+    def on_live_screen_started(self, msg: Started) -> None:
+        if msg.gen != self.gen:
+            return
+        self.query_one(ChecksPanel).show(msg.report.to_dict(), when="at start")
+        self._update_budget()
+        self._next()
+
+    def _next(self) -> None:
+        """After a start or a step: the model proposes, or the operator types."""
+        session = self.session
+        if session is not None and session.ended:
+            return
+        if self.use_policy:
+            self.propose()
+        else:
+            self.set_phase("ready")
+            self._open_editor("", "override")
+
+    # -- proposing ---------------------------------------------------------------------------------
+    def propose(self) -> None:
+        self.proposal = None
+        self.set_phase("proposing")
+        if self.mode is None:
+            self.panel.show("", "model", note="proposing...")
+        gen = self.gen
+        stream = _Stream(lambda: self.post_message(self.Streaming(gen, stream)))
+        self._propose(gen, stream)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _propose(self, gen: int, stream: _Stream) -> None:
+        try:
+            proposal = self.driver.propose(stream.add)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "propose", exc))
+            return
+        self.post_message(self.Proposed(gen, proposal))
+
+    def on_live_screen_streaming(self, msg: Streaming) -> None:
+        if msg.gen == self.gen and self.phase == "proposing" and self.mode is None:
+            self.panel.show(msg.stream.read(), "model", note="proposing...")
+
+    def on_live_screen_proposed(self, msg: Proposed) -> None:
+        if msg.gen != self.gen or self.phase != "proposing":
+            return
+        self.proposal = msg.proposal
+        self._update_budget(msg.proposal.stats)
+        self.set_phase("ready")
+        if self.mode is None:
+            self._show_proposal()
+            if self.auto:
+                self.action_run()
+
+    def _show_proposal(self) -> None:
+        p = self.proposal
+        if p is not None:
+            note = f"raw: {p.raw!r}" if p.raw and p.raw.strip() != p.command.strip() else ""
+            self.panel.show(p.command, p.source, note=note[:80], hint=RUN_HINT)
+
+    # -- steps -------------------------------------------------------------------------------------
+    def step(self, command: str, source: str, original: str | None = None, proposal=None) -> None:
+        self.mode = None
+        self.set_phase("running")
+        self.panel.show(command, source, note="running..." + (" (original kept)" if original else ""))
+        self.query_one(ChecksPanel).show(None, running=True)
+        self._step(self.gen, command, source, original, proposal)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _step(self, gen, command, source, original, proposal) -> None:
+        try:
+            result, report, outcome = self.driver.step(command, source=source, original=original,
+                                                       proposal=proposal)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "step", exc))
+            return
+        self.post_message(self.Stepped(gen, result, report, outcome))
+
+    def on_live_screen_stepped(self, msg: Stepped) -> None:
+        if msg.gen != self.gen:
+            return
+        self._update_budget(self.proposal.stats if self.proposal else None)
+        self.proposal = None
+        if msg.outcome is not None:
+            self._ended(msg.outcome)
+            return
+        session = self.session
+        self.query_one(ChecksPanel).show(msg.report.to_dict(), when=f"after step {session.steps}")
+        self._next()
+
+    def _ended(self, outcome) -> None:
+        self.auto, self.mode = False, None
+        self.pane.takeover = False
+        data = outcome.to_dict()
+        self.query_one(ChecksPanel).show({"passed": data["verified"], "results": data["checks"]},
+                                         when="final")
+        self.query_one(OutcomePanel).show(data, note="R restarts · s picks another scenario · q quits")
+        self.panel.show("", None, note="the session has ended")
+        self._update_budget()
+        self.set_phase("ended")
+
+    def _update_budget(self, stats: dict | None = None) -> None:
+        session = self.session
+        steps = session.steps if session else 0
+        self.query_one(BudgetPanel).show(stats, steps, self.config.step_budget)
+
+    # -- failures ----------------------------------------------------------------------------------
+    def on_live_screen_failed(self, msg: Failed) -> None:
+        if msg.gen != self.gen:
+            return
+        text = f"{type(msg.error).__name__}: {msg.error}"
+        self.error = f"{msg.op} failed: {text}"
+        self.notify(self.error, title="teletype", severity="error", timeout=10)
+        self.auto = False
+        if msg.op == "start":
+            self.panel.show("", None, note="the session did not start (R retries, s picks another)")
+            self.query_one(ChecksPanel).show(None)
+            self.set_phase("failed")
+            return
+        session = self.session
+        if session is not None and session.outcome is not None:
+            self._ended(session.outcome)
+        elif session is not None and session.ended:
+            self._finish(self.gen, "stopped")
+        else:
+            self.set_phase("ready")
+            if msg.op == "propose" and self.mode is None:
+                self.panel.show("", None, note="the model failed to propose; o types a command",
+                                hint="o override · x exit · p panic")
+            elif msg.op == "step" and not self.use_policy:
+                self._open_editor("", "override")
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state == WorkerState.ERROR:  # a bug, not an engine error: say so, keep running
+            self.notify(f"internal error: {event.worker.error!r}", severity="error", timeout=10)
+
+    # -- operator actions --------------------------------------------------------------------------
+    def action_run(self) -> None:
+        if self.phase == "ready" and self.proposal is not None:
+            p = self.proposal
+            self.step(p.command, p.source, proposal=p)
+
+    def action_edit(self) -> None:
+        if self.phase == "ready" and self.proposal is not None:
+            self.auto = False
+            self._open_editor(self.proposal.command, "edit")
+
+    def action_override(self) -> None:
+        if self.phase in ("ready", "proposing"):
+            self.auto = False
+            self._open_editor("", "override")
+
+    def action_end_panic(self) -> None:
+        if self.phase in ("ready", "proposing"):
+            self.auto = False
+            self._open_editor("panic ", "panic")
+
+    def action_end_exit(self) -> None:
+        if self.phase in ("ready", "proposing"):
+            self.auto = False
+            self.step("exit", "operator")
+
+    def _open_editor(self, text: str, mode: str) -> None:
+        self.mode = mode
+        source = "edited" if mode == "edit" else "operator"
+        self.panel.open_editor(text, source, TYPE_HINT)
+
+    def on_command_editor_submitted(self, msg: CommandEditor.Submitted) -> None:
+        text = msg.text.rstrip("\n")
+        if not text.strip():
+            self.notify("type a command first (esc cancels)", timeout=3)
+            return
+        if self.phase not in ("ready", "proposing"):
+            self.notify("the engine is busy; wait for the prompt", timeout=3)
+            return
+        if self.mode == "edit" and self.proposal is not None:
+            p = self.proposal
+            if text == p.command:
+                self.step(text, p.source, proposal=p)
+            else:
+                self.step(text, "edited", original=p.command, proposal=p)
+        else:
+            self.step(text, "operator")
+
+    def on_command_editor_cancelled(self, msg: CommandEditor.Cancelled) -> None:
+        if not self.use_policy and self.phase == "ready":
+            self.pane.focus()  # demonstration mode: the editor stays; esc frees the letter keys
+            return
+        self.mode = None
+        if self.proposal is not None:
+            self._show_proposal()
+        else:
+            self.panel.show("", "model", note="proposing..." if self.phase == "proposing" else "")
+        self.pane.focus()
+
+    def action_auto(self) -> None:
+        self.auto = not self.auto
+        self.set_phase(self.phase)
+        if self.auto and self.phase == "ready" and self.mode is None:
+            self.action_run()
+
+    def action_check(self) -> None:
+        if self.session is not None and self.phase not in ("ended", "failed", "starting"):
+            self.query_one(ChecksPanel).show(None, running=True)
+            self._check(self.gen)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _check(self, gen: int) -> None:
+        try:
+            report = self.driver.check()
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "check", exc))
+            return
+        self.post_message(self.Checked(gen, report))
+
+    def on_live_screen_checked(self, msg: Checked) -> None:
+        if msg.gen == self.gen:
+            self.query_one(ChecksPanel).show(msg.report.to_dict(), when="on demand")
+
+    # -- takeover ----------------------------------------------------------------------------------
+    def action_takeover(self) -> None:
+        if self.phase in ("ready", "proposing", "running"):
+            self.auto = False
+            self.pane.takeover = True
+            self.set_phase(self.phase)
+
+    def on_terminal_pane_keys(self, msg: TerminalPane.Keys) -> None:
+        self._keys.submit(self.driver.send_keys, msg.data)
+
+    def on_terminal_pane_hand_back(self, msg: TerminalPane.HandBack) -> None:
+        self.pane.takeover = False
+        self.set_phase(self.phase)
+        if self.mode is not None:
+            self.panel.editor.focus()
+
+    def on_terminal_pane_resized(self, msg: TerminalPane.Resized) -> None:
+        if self.driver is not None:
+            self._keys.submit(self.driver.resize, msg.rows, msg.cols)
+
+    # -- sessions ----------------------------------------------------------------------------------
+    def action_restart(self) -> None:
+        self.begin()
+
+    def switch_scenario(self, spec: str) -> None:
+        self.begin(spec)
+
+    def action_scenarios(self) -> None:
+        from .commands import ScenarioCommands
+        from textual.command import CommandPalette
+
+        self.app.push_screen(CommandPalette(providers=[ScenarioCommands], placeholder="Pick a scenario..."))
+
+    def action_record(self) -> None:
+        self.record = not self.record
+        session = self.session
+        if self.phase == "ready" and session is not None and session.steps == 0:
+            self.begin()  # nothing done yet: start over with the new setting
+        else:
+            self.notify(f"recording {'on' if self.record else 'off'} from the next session (R restarts)",
+                        timeout=4)
+            self.set_phase(self.phase)
+
+    def action_quit(self) -> None:
+        if self.session is None or self.session.outcome is not None or self.phase == "starting":
+            self.app.exit()
+            return
+        self.set_phase("ending")
+        self._finish(self.gen, "stopped", then_quit=True)
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _finish(self, gen: int, ended_by: str, then_quit: bool = False) -> None:
+        try:
+            outcome = self.driver.finish(ended_by)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "finish", exc))
+            outcome = None
+        self.post_message(self.Finished(gen, outcome, then_quit))
+
+    def on_live_screen_finished(self, msg: Finished) -> None:
+        if msg.then_quit:
+            self.app.exit()
+        elif msg.gen == self.gen and msg.outcome is not None:
+            self._ended(msg.outcome)

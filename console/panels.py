@@ -1,0 +1,233 @@
+"""The right-hand column: the proposal (and its editor), the checker, the budget, the outcome.
+
+These widgets only display what they are given (attributes down); the screens decide what that is.
+The editor posts `Submitted` / `Cancelled` (messages up).
+"""
+from __future__ import annotations
+
+import re
+
+from rich.markup import escape
+from rich.text import Text
+from textual import events
+from textual.binding import Binding
+from textual.containers import Vertical
+from textual.message import Message
+from textual.widgets import Static, TextArea
+
+SOURCE_STYLE = {"model": "bold cyan", "edited": "bold yellow", "operator": "bold magenta",
+                "scripted": "bold blue", "replay": "bold green"}
+_HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
+
+
+def needs_more(text: str) -> bool:
+    """Would a shell ask for another line (PS2)? A trailing backslash, an open quote, an open heredoc."""
+    if text.endswith("\\"):
+        return True
+    single = double = False
+    escaped = False
+    for ch in text:
+        if escaped:
+            escaped = False
+        elif ch == "\\" and not single:
+            escaped = True
+        elif ch == "'" and not double:
+            single = not single
+        elif ch == '"' and not single:
+            double = not double
+    if single or double:
+        return True
+    lines = text.split("\n")
+    for i, line in enumerate(lines):
+        for m in _HEREDOC.finditer(line):
+            word, strip = m.group(3), m.group(1) == "-"
+            rest = [(ln.lstrip("\t") if strip else ln) for ln in lines[i + 1:]]
+            if word not in rest:
+                return True
+    return False
+
+
+class CommandEditor(TextArea):
+    """Where the operator edits a proposal or types a command. Enter runs it unless the command is
+    unfinished (an open quote or heredoc, a trailing backslash), as a shell would ask for more."""
+
+    BINDINGS = [
+        Binding("ctrl+s", "submit", "Run it"),
+        Binding("escape", "cancel", "Cancel"),
+    ]
+
+    class Submitted(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class Cancelled(Message):
+        pass
+
+    async def _on_key(self, event: events.Key) -> None:
+        if event.key == "enter" and not needs_more(self.text):
+            event.stop()
+            event.prevent_default()
+            self.action_submit()
+            return
+        await super()._on_key(event)
+
+    def action_submit(self) -> None:
+        self.post_message(self.Submitted(self.text))
+
+    def action_cancel(self) -> None:
+        self.post_message(self.Cancelled())
+
+
+class ProposalPanel(Vertical):
+    """The next command: as the model streams it, as the operator edits it, or typed from scratch."""
+
+    def compose(self):
+        yield Static(id="proposal-source")
+        yield Static(id="proposal-text")
+        yield CommandEditor(id="editor", soft_wrap=True, show_line_numbers=False, tab_behavior="indent")
+        yield Static(id="proposal-hint")
+
+    def on_mount(self) -> None:
+        self.border_title = "proposal"
+        self.query_one(CommandEditor).display = False
+
+    @property
+    def editor(self) -> CommandEditor:
+        return self.query_one(CommandEditor)
+
+    @property
+    def editing(self) -> bool:
+        return self.editor.display
+
+    def show(self, text: str, source: str | None, *, note: str = "", hint: str = "") -> None:
+        label = Text()
+        if source:
+            label.append(f" {source} ", style=f"reverse {SOURCE_STYLE.get(source, 'bold')}")
+        if note:
+            label.append(f"  {note}", style="dim")
+        self.query_one("#proposal-source", Static).update(label)
+        body = Text("$ ", style="dim") + Text(text, style="bold") if text else Text("(nothing proposed)", style="dim")
+        self.query_one("#proposal-text", Static).update(body)
+        self.query_one("#proposal-text").display = True
+        self.editor.display = False
+        self.query_one("#proposal-hint", Static).update(Text(hint, style="dim"))
+
+    def open_editor(self, text: str, source: str, hint: str) -> None:
+        label = Text(f" {source} ", style=f"reverse {SOURCE_STYLE.get(source, 'bold')}")
+        self.query_one("#proposal-source", Static).update(label)
+        self.query_one("#proposal-text").display = False
+        editor = self.editor
+        editor.text = text
+        editor.display = True
+        editor.move_cursor(editor.document.end)
+        editor.focus()
+        self.query_one("#proposal-hint", Static).update(Text(hint, style="dim"))
+
+
+class ChecksPanel(Static):
+    """Each check, pass or fail, as of the last run of the checker."""
+
+    def on_mount(self) -> None:
+        self.border_title = "checker"
+        self.show(None)
+
+    def show(self, report: dict | None, *, when: str = "", running: bool = False) -> None:
+        if report is None:
+            self.update(Text("checking..." if running else "not checked yet", style="dim"))
+            self.border_subtitle = ""
+            return
+        results = report.get("results", [])
+        text = Text()
+        for r in results:
+            ok = r.get("passed")
+            text.append("PASS " if ok else "FAIL ", style="bold green" if ok else "bold red")
+            text.append(f"{r.get('kind')} {r.get('target')}")
+            detail = r.get("detail") or ""
+            if detail:
+                text.append(f"\n     {detail}", style="dim")
+            if r.get("description"):
+                text.append(f"\n     {r['description']}", style="italic dim")
+            text.append("\n")
+        passed = sum(bool(r.get("passed")) for r in results)
+        text.rstrip()
+        self.update(text if results else Text("no checks", style="dim"))
+        self.border_subtitle = f"{passed}/{len(results)} pass" + (f" · {when}" if when else "")
+        self.set_class(bool(results) and passed == len(results), "-passed")
+
+
+def bar(used: float, total: float, width: int = 24) -> Text:
+    frac = 0.0 if not total else max(0.0, min(1.0, used / total))
+    full = round(frac * width)
+    style = "green" if frac < 0.75 else ("yellow" if frac < 0.95 else "red")
+    return Text("█" * full, style=style) + Text("░" * (width - full), style="dim")
+
+
+class BudgetPanel(Static):
+    """Context used against the token budget, steps against the step budget, the last step's timing."""
+
+    def on_mount(self) -> None:
+        self.border_title = "budget"
+        self.show({}, 0, 0)
+
+    def show(self, stats: dict | None, steps: int, step_budget: int) -> None:
+        stats = stats or {}
+        text = Text()
+        used, budget = stats.get("prompt_tokens"), stats.get("budget")
+        text.append("context ")
+        if used is not None and budget:
+            text += bar(used, budget)
+            text.append(f" {used}/{budget} tok")
+        else:
+            text += bar(0, 1)
+            text.append(" -", style="dim")
+        text.append("\nsteps   ")
+        text += bar(steps, step_budget)
+        text.append(f" {steps}/{step_budget}")
+        prefill, decode = stats.get("prefill_s"), stats.get("decode_s")
+        text.append("\nlast    ")
+        if prefill is None and decode is None:
+            text.append("no model timing", style="dim")
+        else:
+            parts = []
+            if prefill is not None:
+                extra = []
+                if stats.get("prefill_tokens") is not None:
+                    extra.append(f"{stats['prefill_tokens']} tok")
+                if stats.get("cached_tokens"):
+                    extra.append(f"{stats['cached_tokens']} cached")
+                parts.append(f"prefill {prefill:.2f} s" + (f" ({', '.join(extra)})" if extra else ""))
+            if decode is not None:
+                new = stats.get("new_tokens")
+                rate = f", {new / decode:.0f} tok/s" if new and decode else ""
+                parts.append(f"decode {decode:.2f} s" + (f" ({new} tok{rate})" if new is not None else ""))
+            text.append(" · ".join(parts))
+        self.update(text)
+
+
+class OutcomePanel(Static):
+    """The session's outcome, once it has one."""
+
+    def on_mount(self) -> None:
+        self.border_title = "outcome"
+        self.show(None)
+
+    def show(self, outcome: dict | None, *, note: str = "") -> None:
+        self.set_class(outcome is not None and bool(outcome.get("clean")), "-clean")
+        self.set_class(outcome is not None and not outcome.get("clean"), "-unclean")
+        if outcome is None:
+            self.update(Text(note or "the session is running", style="dim"))
+            return
+        text = Text()
+        text.append(outcome["outcome"].replace("_", " "), style="bold")
+        text.append(f"\nended by {outcome.get('ended_by')} after {outcome.get('steps')} steps; "
+                    f"verified: {'yes' if outcome.get('verified') else 'no'}; expect {outcome.get('expect')}")
+        if outcome.get("panic_reason"):
+            text.append(f"\npanic: {outcome['panic_reason']}", style="italic")
+        if note:
+            text.append(f"\n{note}", style="dim")
+        self.update(text)
+
+
+def markup_path(path) -> str:
+    return escape(str(path))

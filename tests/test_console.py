@@ -1,0 +1,482 @@
+"""The operator console, driven whole through Textual's Pilot against real bwrap sandboxes.
+
+Each test runs the app headless at 160x48, waits on conditions (never fixed sleeps), and asserts on
+what the recording says: trajectory.json provenance per turn, outcomes, the cast. The pane's parts
+(buffer, emulator, key mapping) are tested directly first.
+"""
+from __future__ import annotations
+
+import asyncio
+import codecs
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from console.app import ConsoleApp
+from console.driver import ConsoleConfig
+from console.live import LiveScreen
+from console.panels import needs_more
+from console.terminal import OutputBuffer
+from console.vt import JUMP_AT, JUMP_KEEP, Feeder, StripRenderer, key_bytes, screen_text
+from engine.policy.base import PolicyError, Proposal
+from engine.policy.scripted import ScriptedPolicy
+from engine.shell import Limits
+from util import needs_bwrap
+
+SIZE = (160, 48)
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+
+
+# -- helpers (test_console_replay imports them) ------------------------------------------------------
+def make_app(tmp_path: Path, policy=None, *, scenario: str = "permissions/deploy_exec",
+             record: bool = True, replay: Path | None = None, **config) -> ConsoleApp:
+    """policy: None (the operator types), "scripted" (the scenario's solution), a list of commands,
+    or a factory scenario -> Policy."""
+    if policy == "scripted":
+        factory = lambda sc: ScriptedPolicy(sc)  # noqa: E731
+    elif isinstance(policy, list):
+        factory = lambda sc, cmds=policy: ScriptedPolicy(commands=cmds)  # noqa: E731
+    else:
+        factory = policy
+    cfg = ConsoleConfig(scenario=scenario, policy=factory, runs=tmp_path / "runs", record=record,
+                        record_dir=tmp_path / "run", limits=Limits(command_timeout=10), **config)
+    return ConsoleApp(cfg, replay=replay)
+
+
+async def until(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await pilot.pause(0.02)
+
+
+def live(app) -> LiveScreen:
+    assert isinstance(app.screen, LiveScreen), app.screen
+    return app.screen
+
+
+async def ready(pilot, steps: int | None = None, proposal: bool = True) -> LiveScreen:
+    """Wait until the live screen waits for the operator (with a proposal, after `steps` steps)."""
+    app = pilot.app
+    await until(pilot, lambda: isinstance(app.screen, LiveScreen) and app.screen.phase == "ready"
+                and (not proposal or app.screen.proposal is not None)
+                and (steps is None or app.screen.session.steps == steps),
+                what=f"the console to be ready (steps={steps})")
+    return app.screen
+
+
+async def ended(pilot) -> LiveScreen:
+    await until(pilot, lambda: isinstance(pilot.app.screen, LiveScreen) and pilot.app.screen.phase == "ended",
+                what="the session to end")
+    return pilot.app.screen
+
+
+async def type_text(pilot, text: str) -> None:
+    for ch in text:
+        await pilot.press({" ": "space", "~": "tilde", "$": "dollar_sign", "/": "slash", ".": "full_stop",
+                           "-": "minus", "+": "plus", "'": "apostrophe", "\n": "enter"}.get(ch, ch))
+
+
+def trajectory(run: Path) -> dict:
+    return json.loads((run / "trajectory.json").read_text())
+
+
+def sources(run: Path) -> list[str]:
+    return [t["source"] for t in trajectory(run)["turns"]]
+
+
+class SlowPolicy:
+    """The scripted commands, each after a pause, streamed in pieces (a stand-in for a model)."""
+
+    def __init__(self, commands, delay=0.25):
+        self.commands, self.delay, self.name = commands, delay, "slow"
+
+    def propose(self, messages, on_token=None):
+        done = sum(1 for m in messages if m["role"] == "assistant")
+        if done >= len(self.commands):
+            raise PolicyError("out of commands")
+        command = self.commands[done]
+        for piece in command.split(" "):
+            time.sleep(self.delay / 4)
+            if on_token:
+                on_token(piece + " ")
+        return Proposal(command=command, raw=command, source="model",
+                        stats={"prompt_tokens": 100 * (done + 1), "budget": 3072, "new_tokens": 7,
+                               "prefill_s": 0.01, "decode_s": 0.2})
+
+    def close(self):
+        pass
+
+
+# -- the pane's parts, without a UI ----------------------------------------------------------------
+def test_output_buffer_posts_once_until_drained():
+    posts = []
+    buf = OutputBuffer(lambda: posts.append(1))
+    for _ in range(100):
+        buf.write(b"y\r\n")
+    assert len(posts) == 1
+    assert buf.take() == b"y\r\n" * 100 and buf.received == 300
+    buf.write(b"x")
+    assert len(posts) == 2
+
+
+def test_one_incremental_decoder_keeps_split_characters_whole():
+    f = Feeder(20, 3)
+    data = "héllo ✓ 日本\r\n".encode()
+    for i in range(len(data)):  # byte by byte: every multi-byte character arrives split
+        f.add(data[i:i + 1])
+    f.feed()
+    assert screen_text(f.screen).startswith("héllo ✓ 日本")
+    assert "\ufffd" not in screen_text(f.screen)
+
+
+def test_jump_scroll_keeps_the_newest_lines_from_a_line_start():
+    f = Feeder(40, 10)
+    lines = "".join(f"\x1b[1mline\x1b[0m {i}\r\n" for i in range(30000))
+    assert len(lines) > JUMP_AT
+    f.add(lines.encode())
+    assert f.skipped > 0 and JUMP_KEEP - 100 <= len(f.backlog) <= JUMP_KEEP
+    assert f.backlog.startswith("\x1b[1mline")
+    f.feed()
+    assert screen_text(f.screen).splitlines()[-1] == "line 29999"
+    assert len(f.screen.history) > 1000
+
+
+def test_plain_floods_jump_to_the_last_screenfuls():
+    f = Feeder(40, 10)
+    f.add("".join(f"line {i}\r\n" for i in range(20000)).encode())
+    assert f.backlog.count("\n") == 30 and f.backlog.startswith("line 19970")
+    f.feed()
+    assert screen_text(f.screen).splitlines()[-1] == "line 19999"
+
+
+def test_budgeted_feed_stops_early_and_resumes():
+    f = Feeder(40, 10)
+    f.add(("y\r\n" * 20000).encode())
+    f.feed(budget_s=0.001, slice_chars=512)
+    assert f.backlog
+    while f.backlog:
+        f.feed(budget_s=0.05)
+    assert screen_text(f.screen).splitlines()[-1] == "y"
+
+
+def test_strips_keep_colours_and_the_cursor():
+    f = Feeder(20, 2)
+    f.add("\x1b[31mred\x1b[0m \x1b[1;38;5;33mbold\x1b[0m")
+    f.feed()
+    r = StripRenderer()
+    strip = r.line(f.screen.buffer[0], 20, cursor_x=f.screen.cursor.x)
+    assert strip.cell_length == 20
+    segs = [s for s in strip if s.text.strip()]
+    assert segs[0].text == "red" and segs[0].style.color.name == "color(1)"
+    assert segs[1].style.bold and segs[1].style.color.triplet is not None
+    assert any(s.style.reverse for s in strip)  # the cursor cell
+
+
+def test_keys_map_to_what_a_terminal_sends():
+    assert key_bytes("enter", "\r") == b"\r"
+    assert key_bytes("ctrl+d", None) == b"\x04"
+    assert key_bytes("up", None) == b"\x1b[A" and key_bytes("up", None, app_cursor=True) == b"\x1bOA"
+    assert key_bytes("a", "a") == b"a" and key_bytes("ü", "ü") == "ü".encode()
+
+
+@pytest.mark.parametrize("text, more", [
+    ("ls -l", False), ("echo 'open", True), ('echo "a b" \\', True), ("cat > f <<EOF\nx", True),
+    ("cat > f <<'EOF'\nx\nEOF", False), ("cat <<-END\n\tx\n\tEND", False), ("echo it\\'s", False),
+])
+def test_needs_more_follows_the_shell(text, more):
+    assert needs_more(text) is more
+
+
+# -- whole sessions --------------------------------------------------------------------------------
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_step_edit_override_and_exit_record_provenance(tmp_path):
+    commands = ["cat ~/ASSIGNMENTS", "chmod 644 ~/bin/deploy.sh", "ls ~/bin", "exit"]
+    app = make_app(tmp_path, commands)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        assert s.proposal.command == "cat ~/ASSIGNMENTS"
+        await pilot.press("r")                                       # 1: run as proposed
+        s = await ready(pilot, 1)
+        assert "Make ~/bin/deploy.sh executable" in s.pane.text()
+        assert s.proposal.command == "chmod 644 ~/bin/deploy.sh"
+        await pilot.press("e")                                       # 2: edit in place
+        editor = s.panel.editor
+        assert editor.has_focus and editor.text == "chmod 644 ~/bin/deploy.sh"
+        editor.text = "chmod 755 ~/bin/deploy.sh"
+        await pilot.press("enter")
+        s = await ready(pilot, 2)
+        assert s.session.last_check.passed
+        await pilot.press("o")                                       # 3: override
+        await type_text(pilot, "ls -l ~/bin\n")
+        s = await ready(pilot, 3)
+        assert "-rwxr-xr-x" in s.pane.text()
+        assert s.proposal.command == "exit"
+        await pilot.press("r")                                       # 4: exit
+        s = await ended(pilot)
+        assert s.session.outcome.outcome == "success"
+    traj = trajectory(tmp_path / "run")
+    assert [t["source"] for t in traj["turns"]] == ["scripted", "edited", "operator", "scripted"]
+    assert traj["turns"][1]["original"] == "chmod 644 ~/bin/deploy.sh"
+    assert traj["turns"][1]["command"] == "chmod 755 ~/bin/deploy.sh"
+    assert traj["outcome"]["outcome"] == "success"
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_auto_mode_runs_streams_and_pauses(tmp_path):
+    commands = ["cat ~/ASSIGNMENTS", "ls ~", "ls ~/bin", "chmod 755 ~/bin/deploy.sh", "exit"]
+    app = make_app(tmp_path, lambda sc: SlowPolicy(commands))
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        await pilot.press("a")
+        await until(pilot, lambda: s.session.steps >= 2, what="two automatic steps")
+        await pilot.press("a")                                       # pause
+        assert not s.auto
+        s = await ready(pilot)
+        paused_at = s.session.steps
+        await pilot.pause(0.6)                                       # longer than a proposal takes
+        assert s.session.steps == paused_at and s.phase == "ready"
+        budget = str(s.query_one("BudgetPanel").render())
+        assert f"{100 * (paused_at + 1)}/3072 tok" in budget and "decode 0.20 s" in budget
+        await pilot.press("a")                                       # resume to the end
+        s = await ended(pilot)
+        assert s.session.outcome.outcome == "success"
+    assert set(sources(tmp_path / "run")) == {"model"}
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_without_a_model_the_operator_records_a_demonstration(tmp_path):
+    app = make_app(tmp_path, None)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0, proposal=False)
+        assert s.panel.editor.has_focus
+        await type_text(pilot, "cat ~/ASSIGNMENTS\n")
+        s = await ready(pilot, 1, proposal=False)
+        await type_text(pilot, "cat > ~/note <<EOF\nfirst\nEOF\n")  # a heredoc continues on enter
+        s = await ready(pilot, 2, proposal=False)
+        await type_text(pilot, "chmod +x ~/bin/deploy.sh\nexit\n")
+        s = await ended(pilot)
+    traj = trajectory(tmp_path / "run")
+    assert traj["model"] == "operator" and set(sources(tmp_path / "run")) == {"operator"}
+    assert traj["turns"][1]["command"] == "cat > ~/note <<EOF\nfirst\nEOF"
+    assert traj["outcome"]["outcome"] == "success"
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_takeover_sends_keys_to_read_and_cat_then_hands_back(tmp_path):
+    app = make_app(tmp_path, "scripted")
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        await pilot.press("t")
+        assert s.pane.takeover and s.pane.has_focus
+        await type_text(pilot, "read x\n")
+        await until(pilot, lambda: s.pane.text().rstrip().endswith("read x"), what="read to wait")
+        await type_text(pilot, "42\necho got $x\n")
+        await until(pilot, lambda: "got 42" in s.pane.text(), what="read to get the answer")
+        await type_text(pilot, "cat\nhello\n")
+        await pilot.press("ctrl+d")
+        await until(pilot, lambda: s.pane.text().count("hello") == 2, what="cat to echo")
+        await pilot.press("r")                                       # goes to the shell, not the console
+        await until(pilot, lambda: s.pane.text().rstrip().endswith("r"), what="r in the shell")
+        await pilot.press("backspace")
+        await pilot.press("ctrl+right_square_bracket")               # hand back
+        assert not s.pane.takeover
+        await pilot.press("r")                                       # now it runs the proposal
+        s = await ready(pilot, 1)
+        await pilot.press("x")
+        s = await ended(pilot)
+    cast = [json.loads(line) for line in (tmp_path / "run" / "session.cast").read_text().splitlines()[1:]]
+    typed = "".join(e[2] for e in cast if e[1] == "i")
+    assert "read x\r42\r" in typed and "hello\r\x04" in typed
+    assert sources(tmp_path / "run") == ["scripted", "operator"]
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_panic_ends_the_session_with_a_reason(tmp_path):
+    app = make_app(tmp_path, "scripted")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, 0)
+        await pilot.press("r")
+        s = await ready(pilot, 1)
+        await pilot.press("p")
+        assert s.panel.editor.text == "panic "
+        await type_text(pilot, "I cannot find the script\n")
+        s = await ended(pilot)
+        outcome = str(s.query_one("OutcomePanel").render())
+        assert "false panic" in outcome and "I cannot find the script" in outcome
+    traj = trajectory(tmp_path / "run")
+    assert traj["outcome"]["ended_by"] == "panic" and sources(tmp_path / "run") == ["scripted", "operator"]
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_restart_recording_toggle_and_scenario_picker(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(tmp_path, "scripted")
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        await pilot.press("r")
+        await ready(pilot, 1)
+        await pilot.press("R")                                       # restart: a fresh sandbox
+        s = await ready(pilot, 0)
+        second = s.session.record_dir
+        assert second.parent == tmp_path / "runs" and "runs/" in str(s.query_one("#status").render())
+        await pilot.press("w")                                       # nothing typed yet: restarts unrecorded
+        s = await ready(pilot, 0)
+        assert s.session.recorder is None and "not recording" in str(s.query_one("#status").render())
+        await pilot.press("s")                                       # the scenario palette
+        await type_text(pilot, "ssh_key")
+        await until(pilot, lambda: "ssh_key" in str(app.screen.query("CommandList").first().get_option_at_index(0).prompt)
+                    if app.screen.query("CommandList") and app.screen.query("CommandList").first().option_count
+                    else False, what="the palette to list ssh_key")
+        await pilot.press("enter")
+        s = await ready(pilot, 0)
+        assert s.spec == "permissions/ssh_key" and s.session.scenario.name == "permissions/ssh_key"
+    first = trajectory(tmp_path / "run")
+    assert first["outcome"]["ended_by"] == "stopped" and sources(tmp_path / "run") == ["scripted"]
+    assert trajectory(second)["outcome"]["ended_by"] == "stopped"
+
+
+class BrokenPolicy:
+    name = "broken"
+
+    def propose(self, messages, on_token=None):
+        raise PolicyError("the endpoint is down (connection refused)")
+
+    def close(self):
+        pass
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_model_and_sandbox_errors_are_shown_and_the_console_stays_usable(tmp_path):
+    app = make_app(tmp_path, lambda sc: BrokenPolicy())
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0, proposal=False)
+        await until(pilot, lambda: s.error is not None, what="the error")
+        assert "endpoint is down" in s.error
+        await until(pilot, lambda: any("endpoint is down" in n.message for n in app._notifications),
+                    what="a notification")
+        await pilot.press("o")
+        await type_text(pilot, "exit\n")
+        s = await ended(pilot)
+    app = make_app(tmp_path / "b", None, scenario="nosuch/scenario")
+    async with app.run_test(size=SIZE) as pilot:
+        s = live(app)
+        await until(pilot, lambda: s.phase == "failed", what="the start to fail")
+        assert "nosuch" in s.error
+        s.switch_scenario("permissions/deploy_exec")                 # still usable
+        await ready(pilot, 0, proposal=False)
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_flood_keeps_the_event_loop_responsive(tmp_path):
+    app = make_app(tmp_path, None, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0, proposal=False)
+        late: list[float] = []
+        stop = False
+
+        async def probe():
+            while not stop:
+                t = time.perf_counter()
+                await asyncio.sleep(0.01)
+                late.append(time.perf_counter() - t - 0.01)
+
+        task = asyncio.create_task(probe())
+        await type_text(pilot, "seq 1 400000\n")
+        s = await ready(pilot, 1, proposal=False)
+        await until(pilot, lambda: "400000" in s.pane.text() and not s.pane.feeder.backlog,
+                    what="the pane to catch up")
+        stop = True
+        await task
+        rows = s.pane.text().splitlines()
+        assert rows[-2] == "400000" and rows[-1].startswith("alice@sek")
+        assert len(s.pane.term.history) > 50
+        assert s.pane.buffer.received > 2_500_000
+        assert max(late) < 0.3, f"event loop stalled {max(late):.3f} s"
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_resize_reaches_the_pty(tmp_path):
+    app = make_app(tmp_path, None, record=False)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0, proposal=False)
+        rows, cols = s.pane.grid
+        assert (s.session.rows, s.session.cols) == (rows, cols)
+        await pilot.resize_terminal(130, 40)
+        await until(pilot, lambda: s.session.cols == s.pane.grid[1] != cols, what="the pty to follow")
+        await type_text(pilot, "stty size\n")
+        s = await ready(pilot, 1, proposal=False)
+        assert f"{s.pane.grid[0]} {s.pane.grid[1]}" in s.pane.text()
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_tiny_model_proposes_through_the_console(tmp_path, request):
+    if not (Path(__file__).parent.parent / "engine" / "policy" / "hf.py").exists():
+        pytest.skip("engine/policy/hf.py is not there yet")
+    pytest.importorskip("torch")
+    tiny = request.getfixturevalue("tiny_model_dir")
+    from engine.policy.hf import HFPolicy
+
+    policy = HFPolicy(base=str(tiny), max_new_tokens=8)
+    app = make_app(tmp_path, lambda sc: policy)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        assert s.proposal.source == "model" and s.proposal.stats.get("prompt_tokens")
+        await pilot.press("r")
+        s = await ready(pilot, 1)
+        await pilot.press("x")
+        await ended(pilot)
+    assert sources(tmp_path / "run") == ["model", "operator"]
+    assert trajectory(tmp_path / "run")["turns"][0]["stats"]["budget"]
+
+
+# -- snapshots -------------------------------------------------------------------------------------
+def check_snapshot(app, name: str) -> None:
+    """Compare the app's SVG screenshot with tests/snapshots/NAME.svg (TELETYPE_UPDATE_SNAPSHOTS=1
+    rewrites it). Volatile parts are made deterministic by the test (fixed run dir, no timings)."""
+    svg = app.export_screenshot()
+    path = SNAPSHOTS / f"{name}.svg"
+    if os.environ.get("TELETYPE_UPDATE_SNAPSHOTS") or not path.exists():
+        SNAPSHOTS.mkdir(exist_ok=True)
+        path.write_text(svg)
+        return
+    if path.read_text() != svg:
+        got = path.with_suffix(".new.svg")
+        got.write_text(svg)
+        raise AssertionError(f"{name}: the screen differs from {path}; see {got} "
+                             "(TELETYPE_UPDATE_SNAPSHOTS=1 accepts it)")
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_snapshot_live_screens(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    app = make_app(Path("."), "scripted")
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(pilot, 0)
+        await pilot.press("r")
+        await ready(pilot, 1)
+        await pilot.pause(0.1)
+        check_snapshot(app, "live_step1")
+        await pilot.press("e")
+        await pilot.pause(0.1)
+        check_snapshot(app, "live_editing")
+        await pilot.press("escape")
+        await pilot.press("a")
+        await ended(pilot)
+        await pilot.pause(0.1)
+        check_snapshot(app, "live_ended")
