@@ -259,6 +259,12 @@ def test_a_connection_dropped_before_any_answer_is_retried(server):
     assert proposal.command == "whoami" and proposal.stats["attempts"] == 3
 
 
+def test_a_conversation_that_cannot_be_sent_is_a_policy_error(server):
+    with pytest.raises(PolicyError, match="unsupported role"):
+        policy(server).propose([{"role": "tool", "content": "x"}])
+    assert server.requests == []
+
+
 def test_the_registry_builds_it(server):
     p = make_policy("openai", base_url=server.url, model="m", max_tokens=8)
     assert isinstance(p, OpenAIPolicy) and p.stream is True

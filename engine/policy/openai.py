@@ -29,7 +29,7 @@ import time
 sys.modules.setdefault("httpx._main", None)
 import httpx  # noqa: E402
 
-from ..render import normalize_for_template
+from ..render import RenderError, normalize_for_template
 from ..typed import to_command
 from .base import Message, PolicyError, Proposal, TokenCallback
 
@@ -78,7 +78,11 @@ class OpenAIPolicy:
 
     # -- the Policy API ------------------------------------------------------------------------------------
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
-        body = {"model": self.model, "messages": normalize_for_template(messages), "temperature": 0,
+        try:
+            conversation = normalize_for_template(messages)
+        except RenderError as e:
+            raise PolicyError(f"{self.name}: {e}") from e
+        body = {"model": self.model, "messages": conversation, "temperature": 0,
                 "max_tokens": self.max_tokens, "stream": self.stream}
         headers = {"Content-Type": "application/json"}
         key = os.environ.get(self.api_key_env) if self.api_key_env else None
