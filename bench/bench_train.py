@@ -1,0 +1,160 @@
+"""Training throughput and padding: batch 1 vs padded batches vs length-grouped batches, side by side.
+
+    python bench/bench_train.py            # tiny model and a ~3M-parameter Mistral, on CPU (or CUDA)
+    python bench/bench_train.py --quick    # fewer sessions (a smoke run)
+
+Both models are built here (no download): the tiny test model (engine.tinymodel) and a small model of
+the real architecture (MistralForCausalLM, 4 layers, hidden 256, GQA) sharing the tiny tokenizer.
+The data are synthetic sessions of realistic shape (engine.tinymodel.synthetic_conversation: short
+outputs mostly, now and then a long one), rendered by train/ exactly as `teletype train` does, so
+example lengths vary as in real recordings. Each configuration trains one epoch through the real
+code path (train.trainer.make_trainer: Trainer + peft LoRA + PadCollator); a counting collator
+records what every batch really held. Reported per configuration:
+
+- tok/s: real (non-padding) tokens trained per second of `trainer.train()`;
+- padded tok/s: all positions computed per second (real + padding);
+- pad share: padding / all positions in the batches;
+- vs bs1: tok/s relative to batch 1 on the same model.
+
+Each configuration runs --repeats times, interleaved with the others, and the fastest run is reported:
+on a shared machine, noise only ever slows a run down.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from engine.tinymodel import build_tiny_model, synthetic_conversation  # noqa: E402
+from train.config import TrainConfig  # noqa: E402
+from train.data import PadCollator, build_examples, pad_id_of  # noqa: E402
+
+
+def build_small_mistral(out: Path, tiny: Path) -> Path:
+    """A ~3M-parameter MistralForCausalLM with the tiny tokenizer (what a CPU can train in seconds)."""
+    import torch
+    from transformers import AutoTokenizer, MistralConfig, MistralForCausalLM
+
+    tok = AutoTokenizer.from_pretrained(tiny)
+    config = MistralConfig(vocab_size=len(tok), hidden_size=256, intermediate_size=688, num_hidden_layers=4,
+                           num_attention_heads=8, num_key_value_heads=2, head_dim=32,
+                           max_position_embeddings=8192, sliding_window=None, tie_word_embeddings=False,
+                           bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = MistralForCausalLM(config)
+    model.save_pretrained(out)
+    tok.save_pretrained(out)
+    return out
+
+
+def n_params(model_dir: Path) -> int:
+    from transformers import AutoModelForCausalLM
+
+    return sum(p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters())
+
+
+class CountingCollator(PadCollator):
+    def __init__(self, pad_id: int, multiple=None):
+        super().__init__(pad_id, multiple)
+        self.real = self.positions = 0
+
+    def __call__(self, rows):
+        batch = super().__call__(rows)
+        self.positions += batch["input_ids"].numel()
+        self.real += int(batch["attention_mask"].sum())
+        return batch
+
+
+def sessions(n: int, seed: int = 0) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        messages = synthetic_conversation(rng.randint(2, 18), seed=seed * 1000 + i)[:-1]
+        messages.append({"role": "assistant", "content": "exit"})
+        out.append({"messages": messages, "origin": f"synthetic#{i}"})
+    return out
+
+
+def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: Path) -> dict:
+    import torch
+    from transformers import AutoTokenizer
+
+    from train.trainer import add_lora, load_base, make_trainer, resolve_precision
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    cuda = torch.cuda.is_available()
+    dtype, fp16, bf16 = resolve_precision("auto", cuda)
+    config = TrainConfig(epochs=1, batch_size=batch, grad_accum=1, group_by_length=grouped, warmup=0.0,
+                         save_steps=10 ** 9, logging_steps=10 ** 9)
+    model = add_lora(load_base(str(model_dir), dtype), config)
+    trainer = make_trainer(model, tok, rows, config, work, fp16=fp16, bf16=bf16, echo=lambda *a: None)
+    counter = CountingCollator(pad_id_of(tok), trainer.data_collator.multiple)
+    trainer.data_collator = counter
+    if cuda:
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    trainer.train()
+    if cuda:
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - t0
+    return {"seconds": seconds, "tok_s": counter.real / seconds, "padded_tok_s": counter.positions / seconds,
+            "pad_share": 1 - counter.real / counter.positions, "real": counter.real}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sessions", type=int, default=24, help="synthetic sessions (default 24)")
+    ap.add_argument("--repeats", type=int, default=3, help="runs per configuration, interleaved; the fastest "
+                                                           "counts (a shared machine's noise only slows a run)")
+    ap.add_argument("--budget", type=int, default=1024, help="context budget (default 1024: CPU-sized)")
+    ap.add_argument("--batch", type=int, default=4, help="batch size of the padded runs (default 4)")
+    ap.add_argument("--quick", action="store_true", help="8 sessions, one run each")
+    args = ap.parse_args()
+    n = 8 if args.quick else args.sessions
+    repeats = 1 if args.quick else args.repeats
+
+    import torch
+    import transformers
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        tiny = build_tiny_model(tmp / "tiny")
+        small = build_small_mistral(tmp / "small", tiny)
+        from transformers import AutoTokenizer
+
+        rows, report = build_examples(AutoTokenizer.from_pretrained(tiny), sessions(n), args.budget, 10 ** 6)
+        lengths = sorted(len(r["input_ids"]) for r in rows)
+        device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else f"cpu x{torch.get_num_threads()}"
+        print(f"teletype train benchmark: {report.examples} examples from {n} sessions, {report.tokens} tokens "
+              f"({report.trained_tokens} trained), lengths {lengths[0]}..{lengths[-1]} "
+              f"(median {lengths[len(lengths) // 2]}); budget {args.budget}; {device}; "
+              f"torch {torch.__version__}, transformers {transformers.__version__}")
+        runs = [("batch 1", 1, False), (f"batch {args.batch}, random", args.batch, False),
+                (f"batch {args.batch}, length-grouped", args.batch, True)]
+        print(f"{'model':<22} {'batching':<24} {'tok/s':>9} {'padded tok/s':>13} {'pad share':>10} "
+              f"{'vs bs1':>7} {'seconds':>8}")
+        for kind, model_dir in (("tiny", tiny), ("small Mistral", small)):
+            label = f"{kind} ({n_params(model_dir) / 1e6:.1f}M)"
+            best: dict[str, dict] = {}
+            for _ in range(repeats):
+                for name, batch, grouped in runs:
+                    r = one_run(model_dir, rows, batch, grouped, tmp / "work")
+                    if name not in best or r["tok_s"] > best[name]["tok_s"]:
+                        best[name] = r
+            base = best[runs[0][0]]["tok_s"]
+            for name, _, _ in runs:
+                r = best[name]
+                print(f"{label:<22} {name:<24} {r['tok_s']:>9.0f} {r['padded_tok_s']:>13.0f} "
+                      f"{r['pad_share']:>10.1%} {r['tok_s'] / base:>6.2f}x {r['seconds']:>8.1f}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
