@@ -84,7 +84,8 @@ def _motd(rng: Random, ctx: Ctx, task: Task) -> Announcement:
     elif kind == 3:
         text = f"{rng.choice(DISTROS)}\n\nToday's task for {ctx.user}:\n" + wrap(paragraphs, indent="  ")
     else:
-        text = f"Hi {ctx.user} -- " + wrap(paragraphs)[0].lower() + wrap(paragraphs)[1:]
+        first = paragraphs[0][:1].lower() + paragraphs[0][1:]
+        text = wrap([first, *paragraphs[1:]], first=f"Hi {ctx.user} -- ")
     if rng.random() < 0.5 and kind != 3:
         text += "\nLog out when you are done."
     return Announcement("motd", motd=text)
@@ -178,7 +179,8 @@ def _provider(rng: Random, ctx: Ctx, task: Task) -> Announcement:
         body = [f'state={state}', 'case "$1" in', '  ""|-h|--help|help)', "    cat <<'EOF'", *usage, "EOF",
                 "    ;;", "  show)", "    cat <<'EOF'", f"{task.title}", "", text, "EOF", "    ;;"]
         if close:
-            body += ["  done)", f'    mkdir -p "$state" && date > "$state/{item}.done" && echo "task {item} marked done"',
+            body += ["  done)",
+                     f'    mkdir -p "$state" && date > "$state/{item}.done" && echo "task {item} marked done"',
                      "    ;;"]
         discover = [f"{prog} --help", f"{prog} show"]
         finish = [f"{prog} done"] if close else []
@@ -195,7 +197,8 @@ def _provider(rng: Random, ctx: Ctx, task: Task) -> Announcement:
         if waiting:
             later = rng.choice(["new badge photos", "printer toner order", "VPN certificate renewal",
                                 "wiki migration", "quarterly access review", "office move checklist"])
-            listing.append(f'    echo "{other}  waiting  {later} (nothing to do until {rng.choice(COLLEAGUES)} replies)"')
+            who = rng.choice(COLLEAGUES)
+            listing.append(f'    echo "{other}  waiting  {later} (nothing to do until {who} replies)"')
         body = [f'state={state}', 'case "$1" in', '  ""|-h|--help|help)', "    cat <<'EOF'", *usage, "EOF",
                 "    ;;", "  list|ls)", *listing, "    ;;", f"  {verb})", '    case "$2" in',
                 f"      {item})", "        cat <<'EOF'", f"{item}  {task.title}", "", text, "EOF", "        ;;"]
@@ -205,7 +208,8 @@ def _provider(rng: Random, ctx: Ctx, task: Task) -> Announcement:
                  f'      *) echo "{prog}: no such item: $2" >&2; exit 1 ;;', "    esac", "    ;;"]
         if close:
             body += ["  done)", '    case "$2" in',
-                     f'      {item}) mkdir -p "$state" && date > "$state/{item}.done" && echo "{item} marked done" ;;',
+                     f'      {item}) mkdir -p "$state" && date > "$state/{item}.done" && '
+                     f'echo "{item} marked done" ;;',
                      f'      *) echo "{prog}: no such item: $2" >&2; exit 1 ;;', "    esac", "    ;;"]
         discover = [f"{prog} --help", f"{prog} list", f"{prog} {verb} {item}"]
         finish = [f"{prog} done {item}"] if close else []

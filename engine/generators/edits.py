@@ -24,6 +24,13 @@ _FMT = {"env": lambda k, v: f"{k}={v}", "yaml": lambda k, v: f"{k}: {v}", "conf"
 _KEYPAT = {"env": lambda k: f"{k}=.*", "yaml": lambda k: f"{k}: .*", "conf": lambda k: f"{k} .*"}
 
 
+_VERB = {"set": "change", "add": "add", "remove": "remove", "comment": "comment out"}
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
 def _other_lines_check(path: str, lines: list[str]) -> dict:
     keep = [ln for ln in lines if ln.strip()]
     return command(" && ".join(f"grep -qxF -- {sq(ln)} {path}" for ln in keep), "the other lines are unchanged")
@@ -95,7 +102,8 @@ def ce_flat(ctx: Ctx) -> Task:
     directive = [f"{why} In {path}: " + "; ".join(directive_parts) + ". Keep all other lines exactly as they are."]
     files = [f(path, "\n".join(lines) + "\n")]
     return Task(title=f"edit {path.rsplit('/', 1)[-1]}", directive=directive,
-                description=f"{', '.join(ops)} settings in a {fmt} config file, keeping the rest",
+                description=f"{_and([_VERB[o] for o in ops])} settings in {'an' if fmt == 'env' else 'a'} {fmt} "
+                            "config file, keeping the rest",
                 files=files, checks=checks, work=work)
 
 
@@ -106,7 +114,8 @@ def ce_ini_section(ctx: Ctx) -> Task:
     primary, secondary = rng.choice([("database", "replica"), ("server", "admin"), ("mail", "mail_fallback")])
     key = rng.choice(["port", "host"])
     vals = {"port": rng.sample(["5432", "5433", "6432", "6543", "8025", "2525", "8080", "8081"], 3),
-            "host": rng.sample([f"{w}.{ctx.host}.lan" for w in ["db1", "db2", "db3", "mx1", "mx2", "app1", "app2"]], 3)}[key]
+            "host": rng.sample([f"{w}.{ctx.host}.lan" for w in ["db1", "db2", "db3", "mx1", "mx2", "app1", "app2"]],
+                               3)}[key]
     old, other, new = vals
     other_key = "port" if key == "host" else "host"
     ov = {"port": "5432", "host": f"srv.{ctx.host}.lan"}[other_key]
@@ -120,7 +129,8 @@ def ce_ini_section(ctx: Ctx) -> Task:
     assert new_lines[idx] == f"{key} = {cur}"
     new_lines[idx] = f"{key} = {new}"
     directive = [f"The {target} server moved. In {path}, change {key} in the [{target}] section to {new} "
-                 f"(the line becomes {code(f'{key} = {new}')}). The other sections keep their {key}; change nothing else."]
+                 f"(the line becomes {code(f'{key} = {new}')}). The other sections keep their {key}; change "
+                 "nothing else."]
     expected = "\n".join(new_lines) + "\n"
     sed = f"/^\\[{target}\\]/,/^\\[/{sed_s(f'{key} = ' + cur, f'{key} = {new}', whole_line=True)}"
     work = [f"cat {path}", f"grep -n '^{key}' {path}", f"sed -i {q1(sed)} {path}", f"cat {path}"]
@@ -166,8 +176,8 @@ def ce_crontab(ctx: Ctx) -> Task:
     directive = [f"{path} is the crontab for {ctx.host} (it is installed from that file). In it: " + "; ".join(parts)
                  + ". Leave the other lines exactly as they are."]
     return Task(title="crontab changes", directive=directive,
-                description="disable, reschedule or add jobs in a crontab file", files=[f(path, "\n".join(lines) + "\n")],
-                checks=checks, work=work)
+                description="disable, reschedule or add jobs in a crontab file",
+                files=[f(path, "\n".join(lines) + "\n")], checks=checks, work=work)
 
 
 def ce_hosts(ctx: Ctx) -> Task:
@@ -185,7 +195,8 @@ def ce_hosts(ctx: Ctx) -> Task:
     both = rng.random() < 0.5
     parts = [f"{move} moved to {new_ip}: change the address on its line (the line becomes {code(new)})"]
     work = [f"cat {path}", f"sed -i {q1(sed_s(old, new, whole_line=True))} {path}"]
-    checks = [command(f"grep -qxF -- {sq(new)} {path} && ! grep -qxF -- {sq(old)} {path}", f"{move} points to {new_ip}")]
+    checks = [command(f"grep -qxF -- {sq(new)} {path} && ! grep -qxF -- {sq(old)} {path}",
+                      f"{move} points to {new_ip}")]
     if both:
         parts.append(f"add the line {code(add)} at the end")
         work.append(f"echo {sq(add)} >> {path}")
@@ -218,7 +229,8 @@ def tr_host_swap(ctx: Ctx) -> Task:
         text = (f"{svc}:\n  primary: {old}:{port}\n  fallback: {old}:{port + 1}\nbackup:\n  target: backup01.{dom}\n"
                 f"# {old} is also used by the reporting job\n")
     else:
-        text = f"{svc.upper()}_HOST={old}\n{svc.upper()}_PORT={port}\n{svc.upper()}_URL={svc}://{old}:{port}/\nBACKUP_HOST=backup01.{dom}\n"
+        up = svc.upper()
+        text = f"{up}_HOST={old}\n{up}_PORT={port}\n{up}_URL={svc}://{old}:{port}/\nBACKUP_HOST=backup01.{dom}\n"
     other = f"~/{proj}/README" if not path.startswith(f"~/{proj}/") else f"~/{proj}/NOTES"
     other_text = f"The {svc} server used to be {old}.\n"
     files = [f(path, text), f(other, other_text)]
@@ -233,7 +245,8 @@ def tr_host_swap(ctx: Ctx) -> Task:
 
 def tr_year(ctx: Ctx) -> Task:
     rng = ctx.rng
-    org = rng.choice(["Larkspur Press", "Fenwick and Daughters", "Blue Heron Books", "Northwind Studio", "Acorn Labs"])
+    org = rng.choice(["Larkspur Press", "Fenwick and Daughters", "Blue Heron Books", "Northwind Studio",
+                      "Acorn Labs"])
     y = rng.randint(2019, 2024)
     root = rng.choice(["~/site/pages", "~/www", "~/docs/site"])
     ext = rng.choice(["html", "md"])
@@ -250,7 +263,8 @@ def tr_year(ctx: Ctx) -> Task:
             body = f"# {p.title()}\n\n{mention}\n\n---\n{old_f}\n"
         files.append(f(f"{root}/{p}.{ext}", body))
         checks.append(equals(f"{root}/{p}.{ext}", body.replace(old_f, new_f)))
-    directive = [f"Every page under {root} has a footer line {code(old_f)}. Change it to {code(new_f)} on all of them. "
+    directive = [f"Every page under {root} has a footer line {code(old_f)}. Change it to {code(new_f)} on all of "
+                 "them. "
                  f"Do not touch other mentions of {y} (publication dates must stay as they are)."]
     work = [f"grep -n {y} {root}/*.{ext}", f"sed -i {q1(sed_s(old_f, new_f))} {root}/*.{ext}",
             f"grep -n Copyright {root}/*.{ext}"]
@@ -291,7 +305,8 @@ def tr_rename(ctx: Ctx) -> Task:
 
 def tr_placeholder(ctx: Ctx) -> Task:
     rng = ctx.rng
-    ph, value, what = rng.choice([("__VERSION__", f"{rng.randint(1, 5)}.{rng.randint(0, 12)}.{rng.randint(0, 9)}", "version"),
+    version = f"{rng.randint(1, 5)}.{rng.randint(0, 12)}.{rng.randint(0, 9)}"
+    ph, value, what = rng.choice([("__VERSION__", version, "version"),
                                   ("@RELEASE_DATE@", when(rng).date().isoformat(), "release date"),
                                   ("{{HOSTNAME}}", f"{ctx.host}.example.net", "host name")])
     proj = rng.choice(PROJECTS)
@@ -302,7 +317,8 @@ def tr_placeholder(ctx: Ctx) -> Task:
          f"server_name {ph};\nroot /srv/{proj};\n# generated for {ph}\n")
     b = f"name={proj}\n{what.replace(' ', '_')}={ph}\nchannel=stable\n"
     n1, n2 = rng.choice([("NOTES.md", "manifest.txt"), ("README", "build.env"), ("site.conf", "meta.txt")])
-    files = [f(f"{root}/{n1}", a), f(f"{root}/{n2}", b), f(f"{root}/CHANGELOG", f"{ph} is filled in at release time.\n")]
+    files = [f(f"{root}/{n1}", a), f(f"{root}/{n2}", b),
+             f(f"{root}/CHANGELOG", f"{ph} is filled in at release time.\n")]
     directive = [f"The release files still carry the placeholder {ph}. Replace it with {value} everywhere in "
                  f"{root}/{n1} and {root}/{n2}. Leave {root}/CHANGELOG as it is."]
     work = [f"grep -n {sq(ph)} {root}/*", f"sed -i {q1(sed_s(ph, value, glob=True))} {root}/{n1} {root}/{n2}",
@@ -341,7 +357,8 @@ def tr_typo(ctx: Ctx) -> Task:
     if all(bad not in x["content"] for x in files):
         files[0]["content"] += f"We {bad} it twice: {bad}.\n"
         checks[0] = equals(files[0]["path"], files[0]["content"].replace(bad, good))
-    directive = [f"The handbook in {root} misspells {good} as {bad!r} in several places (sometimes twice on one line). "
+    directive = [f"The handbook in {root} misspells {good} as {bad!r} in several places (sometimes twice on one "
+                 "line). "
                  f"Fix every occurrence in the .md files there."]
     work = [f"grep -n {bad} {root}/*.md", f"sed -i 's/{bad}/{good}/g' {root}/*.md", f"grep -c {good} {root}/*.md"]
     return Task(title=f"typo: {bad}", directive=directive,
@@ -400,6 +417,20 @@ def _say(rng, m: str) -> str:
     return _WORDS[m]
 
 
+def _cap(s: str) -> str:
+    return s[:1].upper() + s[1:]
+
+
+def _make(rng, subject: str, m: str) -> str:
+    """A clause asking for mode `m` on `subject`, in octal, symbolic or plain words."""
+    how = rng.randrange(3)
+    if how == 0:
+        return f"set {subject} to mode {m[1:]}"
+    if how == 1:
+        return f"set {subject} to {_sym(m)}"
+    return f"make {subject} {_WORDS[m]}"
+
+
 def pm_exec(ctx: Ctx) -> Task:
     rng = ctx.rng
     name = rng.choice(["deploy.sh", "backup.sh", "report", "sync.sh", "build.sh", "rotate-logs"])
@@ -454,10 +485,12 @@ def pm_publish(ctx: Ctx) -> Task:
     private = rng.choice(["salaries.csv", "reviews.txt", "passwords.txt"])
     files = [d(root, "0700")] + [f(f"{root}/{n}", f"{n}\n", rng.choice(["0600", "0640"])) for n in names]
     files.append(f(f"{root}/{private}", "confidential\n", rng.choice(["0644", "0640", "0664"])))
-    directive = [f"Publish {root}: make the folder {_say(rng, '0755')} and the files in it {_say(rng, '0644')}, "
-                 f"except {private}, which must be {_say(rng, '0600')}."]
+    directive = [f"Publish {root} for the whole team. {_cap(_make(rng, 'the folder itself', '0755'))}. "
+                 f"{_cap(_make(rng, 'the files in it', '0644'))}, except {private}: "
+                 f"{_make(rng, 'that one', '0600')}."]
     checks = [mode(root, "0755")] + [mode(f"{root}/{n}", "0644") for n in names] + [mode(f"{root}/{private}", "0600")]
-    work = [f"ls -la {root}", f"chmod 755 {root}", f"chmod 644 {root}/*", f"chmod 600 {root}/{private}", f"ls -la {root}"]
+    work = [f"ls -la {root}", f"chmod 755 {root}", f"chmod 644 {root}/*", f"chmod 600 {root}/{private}",
+            f"ls -la {root}"]
     return Task(title=f"publish {root.rsplit('/', 1)[-1]}", directive=directive,
                 description="open a folder to everyone while keeping one file private", files=files,
                 checks=checks, work=work)
@@ -471,9 +504,9 @@ def pm_scripts(ctx: Ctx) -> Task:
     data = rng.sample(["README", "hosts.list", "notes.txt", "config.ini"], 2)
     files = [f(f"{root}/{s}.sh", shell_script(rng, s), rng.choice(["0644", "0777", "0700", "0600"])) for s in scripts]
     files += [f(f"{root}/{n}", f"{n} for {ctx.host}\n", rng.choice(["0755", "0775", "0777"])) for n in data]
-    directive = [f"The scripts in {root} have inconsistent permissions. Set every *.sh file there to "
-                 f"{_say(rng, target)}. Files that are not .sh scripts must not be executable by anyone: make them "
-                 f"{_say(rng, '0644')}."]
+    directive = [f"The scripts in {root} have inconsistent permissions. "
+                 f"{_cap(_make(rng, 'every *.sh file there', target))}. Files that are not .sh scripts must "
+                 f"not be executable by anyone: {_make(rng, 'them', '0644')}."]
     checks = [mode(f"{root}/{s}.sh", target) for s in scripts] + [mode(f"{root}/{n}", "0644") for n in data]
     work = [f"ls -l {root}", f"chmod {target[1:]} {root}/*.sh", f"chmod 644 " + " ".join(f"{root}/{n}" for n in data),
             f"ls -l {root}"]
@@ -514,8 +547,8 @@ def pm_tree(ctx: Ctx) -> Task:
     # at least one of each kind is wrong to begin with
     files[0]["mode"] = "0700"
     files[len(dirs)]["mode"] = "0600"
-    directive = [f"The web server cannot read parts of {root}. Under {root} (itself included), make every directory "
-                 f"{_say(rng, dmode)} and every file {_say(rng, fmode)}."]
+    directive = [f"The web server cannot read parts of {root}. Under {root} (itself included), "
+                 f"{_make(rng, 'every directory', dmode)}; and {_make(rng, 'every file', fmode)}."]
     checks = [mode(p, dmode) for p in dirs] + [mode(p, fmode) for p in fl]
     work = [f"ls -lR {root}", f"find {root} -type d -exec chmod {dmode[1:]} {{}} +",
             f"find {root} -type f -exec chmod {fmode[1:]} {{}} +", f"ls -lR {root}"]
@@ -530,8 +563,8 @@ def pm_readonly(ctx: Ctx) -> Task:
     drafts = [f"{c}-draft.odt" for c in rng.sample(["wayne", "umbrella"], 1)]
     files = [f(f"{root}/{n}", "%PDF-1.4 signed\n", rng.choice(["0644", "0664", "0600"])) for n in signed]
     files += [f(f"{root}/{n}", "draft\n", "0644") for n in drafts]
-    directive = [f"Nobody may overwrite the signed contracts by accident: make every *-signed.pdf in {root} "
-                 f"{_say(rng, '0444')}. The drafts stay editable ({_sym('0644')})."]
+    directive = [f"Nobody may overwrite the signed contracts by accident: "
+                 f"{_make(rng, f'every *-signed.pdf in {root}', '0444')}. The drafts stay editable ({_sym('0644')})."]
     checks = [mode(f"{root}/{n}", "0444") for n in signed] + [mode(f"{root}/{n}", "0644") for n in drafts]
     work = [f"ls -l {root}", f"chmod 444 {root}/*-signed.pdf", f"ls -l {root}"]
     return Task(title="protect signed contracts", directive=directive,

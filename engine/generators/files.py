@@ -11,24 +11,25 @@ from .common import (PROJECTS, SERVICES, WORDS, Ctx, Task, app_log, block, code,
 
 def fc_script(ctx: Ctx) -> Task:
     rng = ctx.rng
-    name = rng.choice(["hello", "greet", "ready", "status-line", "motd-check", "ping-ok", "say-done",
-                       "banner", "count-rows"])
     folder = rng.choice(["~/bin", "~/scripts", "~/.local/bin", "~/tools"])
-    path = f"{folder}/{name}"
     have_folder = rng.random() < 0.5
     kind = rng.choice(["literal", "literal", "user", "count"])
     files = [d(folder)] if have_folder else []
     if kind == "literal":
-        line = rng.choice(["hello, world", "backup finished", "all systems nominal", "ready",
-                           f"{ctx.host} is up", "good morning", "nothing to report", "build ok"])
+        name, line = rng.choice([("hello", "hello, world"), ("backup-note", "backup finished"),
+                                 ("status", "all systems nominal"), ("ready", "ready"), ("up", f"{ctx.host} is up"),
+                                 ("morning", "good morning"), ("report", "nothing to report"),
+                                 ("build-status", "build ok")])
         what = f"prints exactly the line `{line}`"
         body = f"echo {sq(line)}"
     elif kind == "user":
+        name = rng.choice(["greet", "hello-me", "welcome"])
         line = f"hello, {ctx.user}"
         what = ("greets whoever runs it by login name, printing exactly `hello, NAME` (when you run it: "
                 f"`{line}`)")
         body = 'echo "hello, $USER"'
     else:
+        name = rng.choice(["count-rows", "rows", "linecount"])
         data = rng.choice(["~/data/orders.csv", "~/data/signups.csv", "~/reports/visits.csv"])
         rows = rng.randint(5, 19)
         content = "id,when,amount\n" + "".join(
@@ -37,6 +38,7 @@ def fc_script(ctx: Ctx) -> Task:
         line = str(rows)
         what = f"prints the number of lines in {data} (only the number)"
         body = f'wc -l < "$HOME/{data[2:]}"'
+    path = f"{folder}/{name}"
     directive = [f"Create an executable shell script {path} that {what} when it is run."]
     if not have_folder:
         directive.append(f"The folder {folder} does not exist yet; create it.")
@@ -49,7 +51,7 @@ def fc_script(ctx: Ctx) -> Task:
     heredoc = f"cat > {path} <<'EOF'\n#!/bin/sh\n{body}\nEOF"
     work = [f"ls -la {folder}" if have_folder else f"mkdir -p {folder}", heredoc,
             f"chmod {rng.choice(['+x', '755', 'u+x', '700'])} {path}", path]
-    return Task(title=f"script {name}", directive=directive,
+    return Task(title=f"new script {path}", directive=directive,
                 description=f"write an executable shell script that {what.replace('`', '')}",
                 files=files, checks=[check], work=work)
 
@@ -107,7 +109,8 @@ def fc_lines(ctx: Ctx) -> Task:
         target = f"~/projects/{proj}/.gitignore"
         lines = rng.sample(["*.pyc", "__pycache__/", ".env", "node_modules/", "dist/", "*.log", ".DS_Store",
                             "build/", "*.swp", ".venv/"], rng.randint(3, 5))
-        files += [f(f"~/projects/{proj}/main.py", "print('ok')\n"), f(f"~/projects/{proj}/.env", "API_KEY=changeme\n")]
+        files += [f(f"~/projects/{proj}/main.py", "print('ok')\n"),
+                  f(f"~/projects/{proj}/.env", "API_KEY=changeme\n")]
         title = "add a .gitignore"
     elif kind == 1:
         target = f"~/projects/{proj}/requirements.txt"
@@ -130,10 +133,11 @@ def fc_lines(ctx: Ctx) -> Task:
     n = len(lines)
     say = "this line" if n == 1 else f"exactly these {n} lines, in this order"
     directive = [f"Create {target} with {say}:", block(lines)]
-    if not any(x["path"].startswith(folder + "/") for x in files):
+    have = folder == "~" or any(x["path"].startswith(folder + "/") for x in files)
+    if not have:
         directive.append(f"Make the folder {folder} if it is missing.")
     quoted = " ".join(sq(ln) for ln in lines)
-    work = ([f"ls -a {folder}"] if files else [f"mkdir -p {folder}"]) + [
+    work = ([f"ls -a {folder}"] if have else [f"mkdir -p {folder}"]) + [
         f"printf '%s\\n' {quoted} > {target}", f"cat {target}"]
     checks = [equals(target, "\n".join(lines) + "\n")] + [exists(x["path"]) for x in files[-1:]]
     return Task(title=title, directive=directive, description=f"create {target} with {n} given line(s)",
@@ -166,7 +170,8 @@ def fc_symlink(ctx: Ctx) -> Task:
         logs = rng.choice(["~/logs", "~/var/log", f"~/{rng.choice(SERVICES)}/logs"])
         svc = rng.choice(SERVICES)
         t = when(rng)
-        dates = sorted((t - _dt.timedelta(days=k)).date().isoformat() for k in rng.sample(range(0, 60), rng.randint(3, 5)))
+        back = rng.sample(range(0, 60), rng.randint(3, 5))
+        dates = sorted((t - _dt.timedelta(days=k)).date().isoformat() for k in back)
         files = []
         for dt in dates:
             files.append(f(f"{logs}/{svc}-{dt}.log", app_log(rng, rng.randint(3, 6), svc)
@@ -220,7 +225,8 @@ def fc_tree(ctx: Ctx) -> Task:
         work.append("touch " + " ".join(f"{root}/{s}/.keep" for s in subs))
     work.append(f"ls -R {root}" if not keep else f"ls -aR {root}")
     return Task(title=f"new project {name}", directive=directive,
-                description="create a project skeleton of folders and a README", files=files, checks=checks, work=work)
+                description="create a project skeleton of folders and a README", files=files, checks=checks,
+                work=work)
 
 
 FILE_CREATE = [fc_script, fc_csv, fc_lines, fc_symlink, fc_tree]
@@ -257,7 +263,8 @@ def fr_largest(ctx: Ctx) -> Task:
     answer, _ = _answer(ctx, files)
     target = names[big]
     directive = [f"Disk space is running out. Find the single largest file anywhere under {root} (subfolders "
-                 f"included) and write just its file name (for example {nb('worker-7.log')}, no folder) into {answer}."]
+                 f"included) and write just its file name (for example {nb('worker-7.log')}, no folder) into "
+                 f"{answer}."]
     work = [f"ls -R {root}", f"find {root} -type f -exec wc -c {{}} + | sort -n",
             f"echo {target} > {answer}", f"cat {answer}"]
     checks = [file_is(answer, target), exists(next(x["path"] for x in files if x["path"].endswith("/" + target)))]
@@ -303,7 +310,8 @@ def _code_lines(rng, word: str, n: int, comment: str, lang: str) -> tuple[str, i
     for i in range(n):
         r = rng.random()
         if r < 0.3:
-            out.append(f"{comment} {word}: {rng.choice(['handle errors', 'validate input', 'add tests', 'clean up', 'speed this up'])}")
+            what = rng.choice(["handle errors", "validate input", "add tests", "clean up", "speed this up"])
+            out.append(f"{comment} {word}: {what}")
             hits += 1
         elif r < 0.38:
             out.append(f"{comment} {word.lower()} list is empty")  # lower case does not count
@@ -432,7 +440,7 @@ def fr_config_value(ctx: Ctx) -> Task:
     val = ports[sections.index(want)]
     body = ""
     for s, p in zip(sections, ports):
-        host = f"{s[:2]}-{rng.randint(1, 9)}.{ctx.host}.lan"
+        host = f"{s}-{rng.randint(1, 9)}.{ctx.host}.lan"
         body += f"[{s}]\nhost = {host}\nport = {p}\n" + (f"name = {proj}\n" if s == "database" else "") + "\n"
     files = [f(ini, body.rstrip("\n") + "\n")]
     answer, _ = _answer(ctx, files)

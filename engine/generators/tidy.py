@@ -50,10 +50,12 @@ def cl_keep_newest(ctx: Ctx) -> Task:
     ext = rng.choice([".sql.gz", ".tar.gz", ".dump"])
     keep_n = rng.randint(2, 4)
     t = when(rng)
-    dates = sorted({(t - _dt.timedelta(days=k)).date().isoformat() for k in rng.sample(range(0, 90), keep_n + rng.randint(2, 4))})
+    back = rng.sample(range(0, 90), keep_n + rng.randint(2, 4))
+    dates = sorted({(t - _dt.timedelta(days=k)).date().isoformat() for k in back})
     names = [f"{prefix}-{x}{ext}" for x in dates]
     old, new = names[:-keep_n], names[-keep_n:]
-    files = [f(f"{folder}/{n}", f"dump {n[len(prefix) + 1:len(prefix) + 11]}\n") for n in rng.sample(names, len(names))]
+    files = [f(f"{folder}/{n}", f"dump {n[len(prefix) + 1:len(prefix) + 11]}\n")
+             for n in rng.sample(names, len(names))]
     files.append(f(f"{folder}/restore.sh", "#!/bin/sh\ngunzip -c \"$1\" | psql\n", "0755"))
     directive = [f"The nightly job writes {folder}/{prefix}-YYYY-MM-DD{ext} and never removes old ones. Keep only "
                  f"the {keep_n} newest backups (by the date in the file name) and delete the older ones. Leave "
@@ -147,7 +149,8 @@ def cl_zero_byte(ctx: Ctx) -> Task:
     files, empty, full = [], [], []
     for i in range(rng.randint(6, 9)):
         sub = rng.choice(["", "", "a/", "b/"])
-        name = f"{root}/{sub}{rng.choice(['msg', 'job', 'batch', 'part'])}-{i:03d}.{rng.choice(['txt', 'dat', 'json'])}"
+        stem, ext = rng.choice(["msg", "job", "batch", "part"]), rng.choice(["txt", "dat", "json"])
+        name = f"{root}/{sub}{stem}-{i:03d}.{ext}"
         if rng.random() < 0.45:
             empty.append(name)
             files.append(f(name, ""))
@@ -219,10 +222,11 @@ def ar_pack(ctx: Ctx) -> Task:
     files.append(f(sibling, "<h1>Welcome</h1>\n"))
     if dest_dir != "~":
         files.append(d(dest_dir))
-    fmt = "a gzip-compressed tar" if gz else "a plain (uncompressed) tar"
+    fmt = "a gzip-compressed tar" if gz else "an uncompressed tar"
     directive = [f"Pack the whole folder {root} into {archive} ({fmt}; the paths inside must start with {name}/)."]
     if remove:
-        directive.append(f"Check that the archive is good, then delete {root}. Do not touch anything else in {parent}.")
+        directive.append(f"Check that the archive is good, then delete {root}. Do not touch anything else in "
+                         f"{parent}.")
     else:
         directive.append(f"Keep {root} itself.")
     members = [x["path"][len(parent) + 1:] if parent != "~" else x["path"][2:] for x in files
@@ -292,7 +296,7 @@ def ar_bundle(ctx: Ctx) -> Task:
     checks = [_tar_check(archive, True, [f"{src}/{n}" for n in sources], None),
               command(f"[ -f {archive} ] && ! tar tzf {archive} | grep -q {sq(skip + '/')}",
                       f"the archive has no {skip}/"),
-              exists(f"~/{src}/{skip}/{junk[0]}")]
+              exists(f"~/{src}/{skip}/{junk[0]}"), exists(f"~/{src}/{sources[0]}")]
     work = [f"ls -R ~/{src}", "cd ~", f"tar czf {archive} " + " ".join(f"{src}/{n}" for n in sources),
             f"tar tzf {archive}"]
     return Task(title=f"bundle {src} for review", directive=directive,
@@ -360,7 +364,8 @@ def or_by_ext(ctx: Ctx) -> Task:
     parts = []
     for folder, exts in groups.items():
         parts.append(f"the {' and '.join('.' + e for e in exts)} files into {root}/{folder}")
-    directive = [f"Tidy {root}: move " + "; ".join(parts) + " (make the folders). Leave every other file where it is."]
+    directive = [f"Tidy {root}: move " + "; ".join(parts)
+                 + " (make the folders). Leave every other file where it is."]
     checks = []
     for old, new, body in moves:
         checks += _moved(old, new, body)
@@ -414,7 +419,8 @@ def or_lowercase(ctx: Ctx) -> Task:
     checks.append(command(f"[ \"$(ls {root} | wc -l)\" -eq {len(names) + 1} ] && ! ls {root} | grep -q '[A-Z]'",
                           f"exactly {len(names) + 1} files, all lower case"))
     directive = [f"The player on {ctx.host} only finds lower-case file names. Rename every file in {root} to its "
-                 f"lower-case name ({nb(names[0] + ' becomes ' + names[0].lower())}). Do not move them anywhere else."]
+                 f"lower-case name ({nb(names[0] + ' becomes ' + names[0].lower())}). Do not move them anywhere "
+                 "else."]
     work = [f"cd {root}", "ls", "for f in *; do mv \"$f\" \"$(echo \"$f\" | tr A-Z a-z)\"; done", "ls"]
     return Task(title="lower-case file names", directive=directive,
                 description="rename every file in a folder to lower case", files=files, checks=checks, work=work)
