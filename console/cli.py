@@ -50,20 +50,18 @@ def config_from_args(args) -> ConsoleConfig:
     from engine.shell import Limits
 
     choice = resolve_model(args, default=None)
-    factory = None
-    if choice is not None:
-        cache: dict = {}
+    cache: dict = {}
 
-        def factory(scenario, choice=choice):
-            # Models load once per console; the scripted policy follows each scenario's solution.
-            key = scenario.name if choice.policy == "scripted" else None
-            if key not in cache:
-                cache[key] = build_policy(choice, scenario)
-            return cache[key]
+    def factory(scenario):
+        # Models load once per console; the scripted policy follows each scenario's solution.
+        key = scenario.name if choice.policy == "scripted" else None
+        if key not in cache:
+            cache[key] = build_policy(choice, scenario)
+        return cache[key]
 
     return ConsoleConfig(
         scenario=getattr(args, "scenario", None) or DEFAULT_SCENARIO,
-        policy=factory, model_label=choice.label if choice else None,
+        policy=factory if choice is not None else None, model_label=choice.label if choice else None,
         sandbox=args.sandbox,
         sandbox_options={"image": args.image} if args.sandbox == "docker" and args.image else {},
         step_budget=args.steps, limits=Limits(command_timeout=args.timeout),

@@ -69,9 +69,8 @@ def scenario_names() -> list[tuple[str, str]]:
 class Driver:
     """Owns the current Session; every method blocks and is meant for a worker thread."""
 
-    def __init__(self, config: ConsoleConfig, on_output: Callable[[bytes], None]):
+    def __init__(self, config: ConsoleConfig):
         self.config = config
-        self.on_output = on_output
         self.session: Session | None = None
         self.scenario: Scenario | None = None
         self.lock = threading.Lock()
@@ -80,8 +79,10 @@ class Driver:
 
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, spec: str, *, rows: int, cols: int, record: bool, use_policy: bool = True,
-              replay: list[str] | None = None) -> tuple[Session, str]:
-        """Finish any current session, start one on `spec`, and re-type `replay` (branching)."""
+              replay: list[str] | None = None,
+              on_output: Callable[[bytes], None] | None = None) -> tuple[Session, str]:
+        """Finish any current session, start one on `spec`, and re-type `replay` (branching).
+        `on_output` receives the raw pty stream on the reader thread."""
         with self.lock:
             self._finish_locked("stopped")
             scenario = load_named(spec)
@@ -98,7 +99,7 @@ class Driver:
                               record_dir=record_dir, step_budget=self.config.step_budget,
                               limits=self.config.limits, rows=rows, cols=cols,
                               sandbox_options=dict(self.config.sandbox_options),
-                              on_output=self.on_output)
+                              on_output=on_output)
             self.session, self.scenario = session, scenario
             orientation = session.start()
             for command in replay or []:
@@ -144,11 +145,20 @@ class Driver:
         if session is not None and session.outcome is None and session.shell is not None:
             session.resize(rows, cols)
 
-    def close(self) -> None:
-        """At shutdown: finish the session (its recording gets a trajectory) and close policies."""
+    def close(self, wait: float = 2.0) -> None:
+        """At shutdown: finish the session (its recording gets a trajectory) and close policies.
+
+        If a step or a proposal still holds the engine after `wait` seconds, the sandbox is closed
+        under it instead (the step ends at once; events.jsonl keeps the record, `load_run` reads it)."""
+        got = self.lock.acquire(timeout=wait)
         try:
-            self.finish("stopped")
+            if got:
+                self._finish_locked("stopped")
+            elif self.session is not None:
+                self.session.close()
         finally:
+            if got:
+                self.lock.release()
             for policy in self._policies:
                 try:
                     policy.close()

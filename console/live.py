@@ -1,23 +1,20 @@
 """The live console: a session driven step by step by the operator, the model, or both.
 
-Engine calls (start, propose, execute + check, finish) run in thread workers through the Driver and
-come back as messages tagged with a session generation, so a reply from a session the operator has
-already restarted is ignored. The screen never waits on the engine; keystrokes for takeover go
-through a one-thread executor so they stay in order and never block the event loop.
+This module is the screen's state machine (starting, proposing, ready, running, ended) and the
+operator's actions; the engine calls themselves run in workers (console.bridge). The screen never
+waits on the engine; keystrokes for takeover go through a one-thread executor so they stay in order
+and never block the event loop.
 """
 from __future__ import annotations
 
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from textual import work
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
+from .bridge import EngineBridge, TokenStream
 from .driver import ConsoleConfig, Driver
 from .panels import BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel
 from .status import status_line
@@ -27,28 +24,7 @@ RUN_HINT = "r run · e edit · o override · a auto"
 TYPE_HINT = "enter runs · esc cancels · an open quote or heredoc continues the line"
 
 
-class _Stream:
-    """The model's text as it streams, handed from the policy's thread with one message pending."""
-
-    def __init__(self, post):
-        self._post, self._lock = post, threading.Lock()
-        self.text, self._pending = "", False
-
-    def add(self, piece: str) -> None:
-        with self._lock:
-            self.text += piece
-            if self._pending:
-                return
-            self._pending = True
-        self._post()
-
-    def read(self) -> str:
-        with self._lock:
-            self._pending = False
-            return self.text
-
-
-class LiveScreen(Screen):
+class LiveScreen(EngineBridge):
     BINDINGS = [
         Binding("r", "run", "Run"),
         Binding("e", "edit", "Edit"),
@@ -63,41 +39,6 @@ class LiveScreen(Screen):
         Binding("w", "record", "Rec on/off"),
         Binding("q", "quit", "Quit"),
     ]
-
-    class Started(Message):
-        def __init__(self, gen: int, report) -> None:
-            super().__init__()
-            self.gen, self.report = gen, report
-
-    class Streaming(Message):
-        def __init__(self, gen: int, stream: _Stream) -> None:
-            super().__init__()
-            self.gen, self.stream = gen, stream
-
-    class Proposed(Message):
-        def __init__(self, gen: int, proposal) -> None:
-            super().__init__()
-            self.gen, self.proposal = gen, proposal
-
-    class Stepped(Message):
-        def __init__(self, gen: int, result, report, outcome) -> None:
-            super().__init__()
-            self.gen, self.result, self.report, self.outcome = gen, result, report, outcome
-
-    class Checked(Message):
-        def __init__(self, gen: int, report) -> None:
-            super().__init__()
-            self.gen, self.report = gen, report
-
-    class Finished(Message):
-        def __init__(self, gen: int, outcome, then_quit: bool = False) -> None:
-            super().__init__()
-            self.gen, self.outcome, self.then_quit = gen, outcome, then_quit
-
-    class Failed(Message):
-        def __init__(self, gen: int, op: str, error: BaseException) -> None:
-            super().__init__()
-            self.gen, self.op, self.error = gen, op, error
 
     def __init__(self, config: ConsoleConfig, *, scenario: str | None = None,
                  replay: list[str] | None = None, use_policy: bool = True) -> None:
@@ -142,7 +83,7 @@ class LiveScreen(Screen):
         return self.driver.session if self.driver else None
 
     def on_mount(self) -> None:
-        self.driver = Driver(self.config, self.pane.listener)
+        self.driver = Driver(self.config)
         self.call_after_refresh(self.begin)
 
     def on_unmount(self) -> None:
@@ -183,18 +124,7 @@ class LiveScreen(Screen):
         replay, self._replay = self._replay, None
         self._start(self.gen, self.spec, rows, cols, self.record, replay)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def _start(self, gen, spec, rows, cols, record, replay) -> None:
-        try:
-            self.driver.start(spec, rows=rows, cols=cols, record=record, use_policy=self.use_policy,
-                              replay=replay)
-            report = self.driver.check()
-        except Exception as exc:
-            self.post_message(self.Failed(gen, "start", exc))
-            return
-        self.post_message(self.Started(gen, report))
-
-    def on_live_screen_started(self, msg: Started) -> None:
+    def on_engine_bridge_started(self, msg: EngineBridge.Started) -> None:
         if msg.gen != self.gen:
             return
         self.query_one(ChecksPanel).show(msg.report.to_dict(), when="at start")
@@ -219,23 +149,14 @@ class LiveScreen(Screen):
         if self.mode is None:
             self.panel.show("", "model", note="proposing...")
         gen = self.gen
-        stream = _Stream(lambda: self.post_message(self.Streaming(gen, stream)))
+        stream = TokenStream(lambda: self.post_message(self.Streaming(gen, stream)))
         self._propose(gen, stream)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def _propose(self, gen: int, stream: _Stream) -> None:
-        try:
-            proposal = self.driver.propose(stream.add)
-        except Exception as exc:
-            self.post_message(self.Failed(gen, "propose", exc))
-            return
-        self.post_message(self.Proposed(gen, proposal))
-
-    def on_live_screen_streaming(self, msg: Streaming) -> None:
+    def on_engine_bridge_streaming(self, msg: EngineBridge.Streaming) -> None:
         if msg.gen == self.gen and self.phase == "proposing" and self.mode is None:
             self.panel.show(msg.stream.read(), "model", note="proposing...")
 
-    def on_live_screen_proposed(self, msg: Proposed) -> None:
+    def on_engine_bridge_proposed(self, msg: EngineBridge.Proposed) -> None:
         if msg.gen != self.gen or self.phase != "proposing":
             return
         self.proposal = msg.proposal
@@ -260,17 +181,7 @@ class LiveScreen(Screen):
         self.query_one(ChecksPanel).show(None, running=True)
         self._step(self.gen, command, source, original, proposal)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def _step(self, gen, command, source, original, proposal) -> None:
-        try:
-            result, report, outcome = self.driver.step(command, source=source, original=original,
-                                                       proposal=proposal)
-        except Exception as exc:
-            self.post_message(self.Failed(gen, "step", exc))
-            return
-        self.post_message(self.Stepped(gen, result, report, outcome))
-
-    def on_live_screen_stepped(self, msg: Stepped) -> None:
+    def on_engine_bridge_stepped(self, msg: EngineBridge.Stepped) -> None:
         if msg.gen != self.gen:
             return
         self._update_budget(self.proposal.stats if self.proposal else None)
@@ -299,7 +210,7 @@ class LiveScreen(Screen):
         self.query_one(BudgetPanel).show(stats, steps, self.config.step_budget)
 
     # -- failures ----------------------------------------------------------------------------------
-    def on_live_screen_failed(self, msg: Failed) -> None:
+    def on_engine_bridge_failed(self, msg: EngineBridge.Failed) -> None:
         if msg.gen != self.gen:
             return
         text = f"{type(msg.error).__name__}: {msg.error}"
@@ -398,16 +309,7 @@ class LiveScreen(Screen):
             self.query_one(ChecksPanel).show(None, running=True)
             self._check(self.gen)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def _check(self, gen: int) -> None:
-        try:
-            report = self.driver.check()
-        except Exception as exc:
-            self.post_message(self.Failed(gen, "check", exc))
-            return
-        self.post_message(self.Checked(gen, report))
-
-    def on_live_screen_checked(self, msg: Checked) -> None:
+    def on_engine_bridge_checked(self, msg: EngineBridge.Checked) -> None:
         if msg.gen == self.gen:
             self.query_one(ChecksPanel).show(msg.report.to_dict(), when="on demand")
 
@@ -455,22 +357,13 @@ class LiveScreen(Screen):
             self.set_phase(self.phase)
 
     def action_quit(self) -> None:
-        if self.session is None or self.session.outcome is not None or self.phase == "starting":
-            self.app.exit()
+        if self.session is None or self.session.outcome is not None or self.phase not in ("ready", "ended"):
+            self.app.exit()  # busy or not started: on_unmount stops the session (Driver.close)
             return
         self.set_phase("ending")
         self._finish(self.gen, "stopped", then_quit=True)
 
-    @work(thread=True, exit_on_error=False, group="engine")
-    def _finish(self, gen: int, ended_by: str, then_quit: bool = False) -> None:
-        try:
-            outcome = self.driver.finish(ended_by)
-        except Exception as exc:
-            self.post_message(self.Failed(gen, "finish", exc))
-            outcome = None
-        self.post_message(self.Finished(gen, outcome, then_quit))
-
-    def on_live_screen_finished(self, msg: Finished) -> None:
+    def on_engine_bridge_finished(self, msg: EngineBridge.Finished) -> None:
         if msg.then_quit:
             self.app.exit()
         elif msg.gen == self.gen and msg.outcome is not None:

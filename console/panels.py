@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 
-from rich.markup import escape
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
@@ -228,6 +227,3 @@ class OutcomePanel(Static):
             text.append(f"\n{note}", style="dim")
         self.update(text)
 
-
-def markup_path(path) -> str:
-    return escape(str(path))

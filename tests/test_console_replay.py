@@ -16,7 +16,8 @@ from console.replay import ReplayScreen
 from engine.policy.scripted import ScriptedPolicy
 from engine.scenario import find_scenarios, load_scenario
 from engine.session import Session
-from test_console import SIZE, check_snapshot, ended, make_app, ready, sources, trajectory, type_text, until
+from test_console import (SIZE, check_snapshot, ended, make_app, put, ready, sources, trajectory, type_text,
+                          until)
 from util import needs_bwrap
 
 pytestmark = needs_bwrap
@@ -105,7 +106,7 @@ async def test_branch_to_the_operator(recording, tmp_path):
         assert "-rw-r--r--" in s.pane.text()  # the replayed commands ran here, in a fresh sandbox
         await type_text(pilot, "chmod 755 ~/bin/deploy.sh\n")
         await ready(pilot, 3, proposal=False)
-        s.panel.editor.text = "exit"
+        put(s, "exit")
         await pilot.press("enter")
         s = await ended(pilot)
         assert s.session.outcome.outcome == "success"

@@ -1,0 +1,93 @@
+"""Render the README's screenshots from the console itself (SVG, via App.save_screenshot).
+
+    python bench/screenshots.py [--out docs/screenshots]
+
+Runs real sessions in bwrap: the scenario's reference solution proposes (scripted policy), one
+proposal is edited, the session is replayed. Recordings go to a temporary directory.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from console.app import ConsoleApp  # noqa: E402
+from console.driver import ConsoleConfig  # noqa: E402
+from engine.policy.scripted import ScriptedPolicy  # noqa: E402
+
+SIZE = (140, 36)
+
+
+async def until(pilot, condition, timeout=20.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("the console did not get there")
+        await pilot.pause(0.02)
+
+
+async def live(out: Path, run: Path) -> None:
+    commands = ["cat ~/ASSIGNMENTS", "ls -l ~/bin", "chmod 644 ~/bin/deploy.sh", "exit"]
+    config = ConsoleConfig(policy=lambda sc: ScriptedPolicy(commands=commands), runs=run.parent,
+                           record_dir=run)
+    app = ConsoleApp(config)
+    async with app.run_test(size=SIZE) as pilot:
+        s = app.screen
+
+        def ready(steps):
+            return s.phase == "ready" and s.proposal is not None and s.session.steps == steps
+
+        await until(pilot, lambda: ready(0))
+        for n in (1, 2):
+            await pilot.press("r")
+            await until(pilot, lambda n=n: ready(n))
+        await pilot.pause(0.2)
+        app.save_screenshot(path=str(out), filename="console.svg")
+        await pilot.press("e")
+        s.panel.editor.text = "chmod 755 ~/bin/deploy.sh"
+        await pilot.pause(0.2)
+        app.save_screenshot(path=str(out), filename="console-edit.svg")
+        await pilot.press("enter")
+        await until(pilot, lambda: ready(3))
+        await pilot.press("r")
+        await until(pilot, lambda: s.phase == "ended")
+        await pilot.pause(0.2)
+        app.save_screenshot(path=str(out), filename="console-ended.svg")
+
+
+async def replay(out: Path, run: Path) -> None:
+    app = ConsoleApp(ConsoleConfig(), replay=run)
+    async with app.run_test(size=SIZE) as pilot:
+        s = app.screen
+        await until(pilot, lambda: s.shown >= 0)
+        s.go(3)
+        await until(pilot, lambda: s.shown == 3)
+        await pilot.pause(0.2)
+        app.save_screenshot(path=str(out), filename="replay.svg")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = ap.parse_args()
+    out = Path(args.out).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.chdir(tmp)  # the status line shows the run directory relative to here: runs/demo
+        run = Path("runs") / "demo"
+        asyncio.run(live(out, run))
+        asyncio.run(replay(out, run))
+    for name in ("console.svg", "console-edit.svg", "console-ended.svg", "replay.svg"):
+        print(out / name)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The bridge between the live screen and the engine: thread workers that call the Driver, and the
+messages they post back.
+
+Every engine call (start, propose, execute + check, check, finish) runs in a thread worker; its
+result comes back as a message tagged with the session generation, so a reply that belongs to a
+session the operator has since restarted is ignored. Threads only post messages (STYLE.md 4).
+"""
+from __future__ import annotations
+
+import threading
+
+from textual import work
+from textual.message import Message
+from textual.screen import Screen
+
+from .driver import Driver
+
+
+class TokenStream:
+    """The model's text as it streams, handed from the policy's thread with one message pending."""
+
+    def __init__(self, post):
+        self._post, self._lock = post, threading.Lock()
+        self.text, self._pending = "", False
+
+    def add(self, piece: str) -> None:
+        with self._lock:
+            self.text += piece
+            if self._pending:
+                return
+            self._pending = True
+        self._post()
+
+    def read(self) -> str:
+        with self._lock:
+            self._pending = False
+            return self.text
+
+
+class EngineBridge(Screen):
+    """A screen that drives one Driver from workers. Subclasses handle the messages."""
+
+    driver: Driver
+    gen: int = 0
+    use_policy: bool = False
+
+    class Started(Message):
+        def __init__(self, gen: int, report) -> None:
+            super().__init__()
+            self.gen, self.report = gen, report
+
+    class Streaming(Message):
+        def __init__(self, gen: int, stream: TokenStream) -> None:
+            super().__init__()
+            self.gen, self.stream = gen, stream
+
+    class Proposed(Message):
+        def __init__(self, gen: int, proposal) -> None:
+            super().__init__()
+            self.gen, self.proposal = gen, proposal
+
+    class Stepped(Message):
+        def __init__(self, gen: int, result, report, outcome) -> None:
+            super().__init__()
+            self.gen, self.result, self.report, self.outcome = gen, result, report, outcome
+
+    class Checked(Message):
+        def __init__(self, gen: int, report) -> None:
+            super().__init__()
+            self.gen, self.report = gen, report
+
+    class Finished(Message):
+        def __init__(self, gen: int, outcome, then_quit: bool = False) -> None:
+            super().__init__()
+            self.gen, self.outcome, self.then_quit = gen, outcome, then_quit
+
+    class Failed(Message):
+        def __init__(self, gen: int, op: str, error: BaseException) -> None:
+            super().__init__()
+            self.gen, self.op, self.error = gen, op, error
+
+    def _listener(self, gen: int):
+        """The pane's stream listener for session `gen`: a restarted session's last words are dropped."""
+        listener = self.pane.listener
+
+        def on_output(data: bytes) -> None:
+            if gen == self.gen:
+                listener(data)
+
+        return on_output
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _start(self, gen, spec, rows, cols, record, replay) -> None:
+        try:
+            self.driver.start(spec, rows=rows, cols=cols, record=record, use_policy=self.use_policy,
+                              replay=replay, on_output=self._listener(gen))
+            report = self.driver.check()
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "start", exc))
+            return
+        self.post_message(self.Started(gen, report))
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _propose(self, gen: int, stream: TokenStream) -> None:
+        try:
+            proposal = self.driver.propose(stream.add)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "propose", exc))
+            return
+        self.post_message(self.Proposed(gen, proposal))
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _step(self, gen, command, source, original, proposal) -> None:
+        try:
+            result, report, outcome = self.driver.step(command, source=source, original=original,
+                                                       proposal=proposal)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "step", exc))
+            return
+        self.post_message(self.Stepped(gen, result, report, outcome))
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _check(self, gen: int) -> None:
+        try:
+            report = self.driver.check()
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "check", exc))
+            return
+        self.post_message(self.Checked(gen, report))
+
+    @work(thread=True, exit_on_error=False, group="engine")
+    def _finish(self, gen: int, ended_by: str, then_quit: bool = False) -> None:
+        try:
+            outcome = self.driver.finish(ended_by)
+        except Exception as exc:
+            self.post_message(self.Failed(gen, "finish", exc))
+            outcome = None
+        self.post_message(self.Finished(gen, outcome, then_quit))
