@@ -31,17 +31,15 @@ from .shell import Limits
 RESULTS = "results.jsonl"
 
 
-def policy_factory(choice: ModelChoice) -> Callable[[Scenario], object]:
-    """A function making one policy per session; model weights are loaded once and shared."""
+def policy_factory(choice: ModelChoice, jobs: int = 1) -> tuple[Callable[[Scenario], object], Callable[[], None]]:
+    """(make one policy per session, release what they share). With the hf policy the weights are
+    loaded once; sessions running together have their decoding batched (engine.policy.hfbatch)."""
     if choice.policy == "hf":
-        from .policy import policy_class
+        from .policy.hfbatch import SharedHF
 
-        cls = policy_class("hf")
-        shared = getattr(cls, "shared_factory", None)
-        if shared is not None:
-            make = shared(**choice.options)
-            return lambda scenario: make()
-    return lambda scenario: build_policy(choice, scenario)
+        shared = SharedHF(jobs=jobs, **choice.options)
+        return (lambda scenario: shared.policy()), shared.close
+    return (lambda scenario: build_policy(choice, scenario)), (lambda: None)
 
 
 def _session_dir(out: Path, scenario: Scenario) -> Path:
@@ -115,7 +113,7 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
             "steps": steps, "command_timeout": limits.command_timeout, "sandbox": sandbox,
             "scenarios": names}
     (out / "eval.json").write_text(json.dumps(meta, indent=1) + "\n")
-    make_policy = policy_factory(choice)
+    make_policy, release = policy_factory(choice, jobs)
     lock = threading.Lock()
     bar = Progress(len(scenarios), len(scenarios) - len(todo), progress)
 
@@ -146,13 +144,16 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
         bar.add(outcome.outcome)
         return row
 
-    if jobs <= 1:
-        for sc in todo:
-            one(sc)
-    else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for fut in as_completed([pool.submit(one, sc) for sc in todo]):
-                fut.result()
+    try:
+        if jobs <= 1:
+            for sc in todo:
+                one(sc)
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for fut in as_completed([pool.submit(one, sc) for sc in todo]):
+                    fut.result()
+    finally:
+        release()
     rows = load_results(out)
     ordered = [rows[n] for n in names if n in rows]
     summary = {**meta, "metrics": metrics(ordered), "results": ordered}
