@@ -103,6 +103,8 @@ class LiveScreen(EngineBridge):
             return False
         if action in ("run", "edit"):
             return True if self.phase == "ready" and self.proposal is not None else None
+        if action == "auto":
+            return True if live else None
         if action in ("override", "takeover", "end_exit", "end_panic", "check"):
             return True if live else None
         return True

@@ -69,6 +69,11 @@ class CommandEditor(TextArea):
             event.prevent_default()
             self.action_submit()
             return
+        if event.key == "escape":  # TextArea would move the focus away on its own
+            event.stop()
+            event.prevent_default()
+            self.action_cancel()
+            return
         await super()._on_key(event)
 
     def action_submit(self) -> None:

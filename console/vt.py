@@ -79,14 +79,31 @@ class TermScreen(pyte.Screen):
         return touched
 
     def resize(self, lines: int | None = None, columns: int | None = None) -> None:
+        """As xterm: a shorter screen loses blank rows below the cursor first, and only then rows
+        from the top, which go to the scrollback (pyte always deletes from the top)."""
         lines = lines or self.lines
+        columns = columns or self.columns
+        if (lines, columns) == (self.lines, self.columns):
+            return
         if lines < self.lines:
-            # pyte deletes rows from the top when the screen shrinks: keep the ones above the cursor
-            gone = min(self.lines - lines, self.cursor.y)
-            for y in range(gone):
-                self.history.append(self.buffer[y])
+            excess = max(0, self.cursor.y - (lines - 1))
+            rows = [self.buffer[y] for y in range(self.lines)]
+            for row in rows[:excess]:
+                self.history.append(row)
                 self.history_total += 1
-        super().resize(lines, columns)
+            self.buffer.clear()
+            for y, row in enumerate(rows[excess:excess + lines]):
+                self.buffer[y] = row
+            self.cursor.y -= excess
+        if columns < self.columns:
+            for row in self.buffer.values():
+                for x in range(columns, self.columns):
+                    row.pop(x, None)
+        self.lines, self.columns = lines, columns
+        self.dirty.update(range(lines))
+        self.set_margins()
+        self.ensure_hbounds()
+        self.ensure_vbounds()
 
 
 class Feeder:

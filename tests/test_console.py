@@ -170,6 +170,19 @@ def test_budgeted_feed_stops_early_and_resumes():
     assert screen_text(f.screen).splitlines()[-1] == "y"
 
 
+def test_a_shorter_screen_drops_blank_rows_first_then_scrolls_into_history():
+    f = Feeder(20, 10)
+    f.add("one\r\ntwo\r\n$ ")
+    f.feed()
+    f.screen.resize(5, 20)
+    assert screen_text(f.screen).splitlines() == ["one", "two", "$"] and not f.screen.history
+    f.screen.resize(2, 20)
+    assert screen_text(f.screen).splitlines() == ["two", "$"] and len(f.screen.history) == 1
+    assert f.screen.cursor.y == 1 and f.screen.cursor.x == 2
+    f.screen.resize(6, 12)
+    assert f.screen.lines == 6 and screen_text(f.screen).splitlines()[:2] == ["two", "$"]
+
+
 def test_strips_keep_colours_and_the_cursor():
     f = Feeder(20, 2)
     f.add("\x1b[31mred\x1b[0m \x1b[1;38;5;33mbold\x1b[0m")
