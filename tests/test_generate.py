@@ -88,6 +88,25 @@ def test_panic_references_leave_their_checks_passing(tmp_path):
         assert out.verified, (path.name, [c for c in out.checks if not c["passed"]])
 
 
+@pytest.mark.docker
+def test_generated_scenarios_validate_in_docker_busybox(tmp_path):
+    """The same references work under busybox ash and busybox's tools (the docker sandbox's image)."""
+    from engine.sandbox.base import SandboxError
+    from engine.sandbox.docker import connect
+
+    try:
+        connect(timeout=10).close()
+    except SandboxError as exc:
+        msg = f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    paths = [p for arch in ARCHETYPES for p in generate(arch, n=2, seed=0, out=tmp_path)]
+    results = validate_all(paths, sandbox="docker", jobs=3)
+    bad = [f"{v.name}: {v.problem}" for v in results if not v.ok]
+    assert not bad, "\n".join(bad)
+
+
 def _read_all(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.toml"))}
 

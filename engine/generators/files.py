@@ -254,12 +254,16 @@ def fr_largest(ctx: Ctx) -> Task:
     sub = rng.choice(["archive", "old", "2024"])
     names = rng.sample([f"{s}.log" for s in SERVICES], 5)
     sizes = [rng.randint(3, 14) for _ in names]
-    big = rng.randrange(1, len(names))  # never the first: the biggest one sits in the subfolder
-    sizes[big] = max(sizes) + rng.randint(6, 12)
+    big = rng.randrange(1, len(names))  # the biggest one always sits in the subfolder
+    sizes[big] = max(sizes) + rng.randint(2, 6)
     files = []
     for i, (n, s) in enumerate(zip(names, sizes)):
         path = f"{root}/{sub}/{n}" if i >= 3 or i == big else f"{root}/{n}"
         files.append(f(path, app_log(rng, s, n[:-4])))
+    # the answer is what `wc -c` says, not the line count: pad until it is clearly the largest
+    most = max(len(x["content"].encode()) for j, x in enumerate(files) if j != big)
+    while len(files[big]["content"].encode()) < most + 300:
+        files[big]["content"] += app_log(rng, 2, names[big][:-4])
     answer, _ = _answer(ctx, files)
     target = names[big]
     directive = [f"Disk space is running out. Find the single largest file anywhere under {root} (subfolders "
