@@ -77,9 +77,7 @@ def build(archetype: str, seed: int, i: int) -> Generated:
     ctx = Ctx(rng=rng, user=rng.choice(USERS), host=rng.choice(HOSTS))
     variant = _balanced(f"{archetype}:{seed}:variant", i, list(arch.variants))
     task = variant(ctx)
-    style = _balanced(f"{archetype}:{seed}:style", i, [s for s in STYLES])
-    if style in task.avoid_styles:
-        style = next(s for s in STYLES if s not in task.avoid_styles)
+    style = _balanced(f"{archetype}:{seed}:style", i, list(STYLES))
     ann = announce(rng, ctx, task, style)
     files_ = ann.files + task.files
     paths = [x["path"] for x in files_]

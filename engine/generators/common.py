@@ -54,7 +54,6 @@ class Task:
     """A line the motd must carry whatever the announcement (a freeze notice)."""
     closable: bool = True
     """Whether a provider announcement may ask to mark the item done afterwards."""
-    avoid_styles: tuple[str, ...] = ()
 
 
 # -- TOML ------------------------------------------------------------------------------------------

@@ -236,12 +236,12 @@ FILE_CREATE = [fc_script, fc_csv, fc_lines, fc_symlink, fc_tree]
 _ANSWERS = ["~/answer.txt", "~/found.txt", "~/report.txt", "~/out/answer", "~/report/result.txt"]
 
 
-def _answer(ctx: Ctx, files: list[dict]) -> tuple[str, list[str]]:
+def _answer(ctx: Ctx, files: list[dict]) -> str:
     """Where the answer goes; a folder for it is staged (so the directive need not mention it)."""
     where = ctx.rng.choice(_ANSWERS)
     if where.count("/") > 1:
         files.append(d(where.rsplit("/", 1)[0]))
-    return where, []
+    return where
 
 
 def number_is(path: str, n: int, desc: str = "") -> dict:
@@ -264,7 +264,7 @@ def fr_largest(ctx: Ctx) -> Task:
     most = max(len(x["content"].encode()) for j, x in enumerate(files) if j != big)
     while len(files[big]["content"].encode()) < most + 300:
         files[big]["content"] += app_log(rng, 2, names[big][:-4])
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     target = names[big]
     directive = [f"Disk space is running out. Find the single largest file anywhere under {root} (subfolders "
                  f"included) and write just its file name (for example {nb('worker-7.log')}, no folder) into "
@@ -297,7 +297,7 @@ def fr_port(ctx: Ctx) -> Task:
     if rng.random() < 0.6:
         extra = rng.choice([s for s in SERVICES if s not in svcs])
         files.append(f(f"{folder}/zz-{extra}.conf", f"name={extra}\n{key}=1{port}\n"))
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     holder = files[who]["path"]
     directive = [f"Something on {ctx.host} already listens on port {port} and the new proxy cannot start. The "
                  f"service definitions are the *.conf files in {folder}. Find the one with {key}={port} and write "
@@ -341,7 +341,7 @@ def fr_count(ctx: Ctx) -> Task:
     other = {"py": "js", "sh": "py", "js": "sh"}[ext]
     files.append(f(f"{repo}/README.md", f"# notes\n\n{word}: write docs\n{word}: badges\n"))
     files.append(f(f"{repo}/tools/build.{other}", f"{'//' if other == 'js' else '#'} {word}: cache\n"))
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"Before the code freeze we want to know how much is left to do. Count the lines that contain "
                  f"{word} (upper case) in all .{ext} files under {repo} (every subfolder too; other file types do "
                  f"not count) and write only that number into {answer}."]
@@ -365,7 +365,7 @@ def fr_codes(ctx: Ctx) -> Task:
         used = [codes[0]]
     text += f"2025-01-01T00:00:01 {svc} INFO  request R{rng.randint(1000, 9999)} done\n"
     files = [f(log, text)]
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"Support needs the list of distinct error codes that occur in {log}. An error code is the letter "
                  f"E followed by exactly three digits (like {nb('E042')}). Write each code once, sorted, one per "
                  f"line, into {answer}."]
@@ -394,7 +394,7 @@ def fr_mention(ctx: Ctx) -> Task:
         elif i == (who + 1) % len(names):
             body += f"- {decoy} was paid in full\n"
         files.append(f(path, body))
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"Accounting asks which of the files under {root} (subfolders included) mentions "
                  f"{code(phrase)}. Write just that file's name (no folder) into {answer}."]
     work = [f"ls -R {root}", f"grep -rn {sq(phrase)} {root}", f"echo {holder} > {answer}", f"cat {answer}"]
@@ -423,7 +423,7 @@ def fr_count_files(ctx: Ctx) -> Task:
             uniq.append(x)
     files = uniq
     count = sum(1 for x in files if x["path"].endswith("." + ext))
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"How many .{ext} pictures are there under {root}, subfolders included? Count the files whose "
                  f"names end in .{ext} (lower case; .{ext.upper()} and backups do not count) and write only the "
                  f"number into {answer}."]
@@ -447,7 +447,7 @@ def fr_config_value(ctx: Ctx) -> Task:
         host = f"{s}-{rng.randint(1, 9)}.{ctx.host}.lan"
         body += f"[{s}]\nhost = {host}\nport = {p}\n" + (f"name = {proj}\n" if s == "database" else "") + "\n"
     files = [f(ini, body.rstrip("\n") + "\n")]
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"The firewall team needs the port of the {want} server that {proj} uses. It is the port "
                  f"setting in the [{want}] section of {ini}. Write only the number into {answer}."]
     work = [f"cat {ini}", f"sed -n '/^\\[{want}\\]/,/^$/p' {ini}", f"echo {val} > {answer}", f"cat {answer}"]
@@ -471,7 +471,7 @@ def fr_csv_count(ctx: Ctx) -> Task:
         rows.append(f"{1100},{when(rng).date()},{rng.choice(WORDS)}-1,{want},12.00")
         hits = 1
     files = [f(csv, "\n".join(rows) + "\n")]
-    answer, _ = _answer(ctx, files)
+    answer = _answer(ctx, files)
     directive = [f"How many orders in {csv} have the status {want}? The status is the fourth column. Write only "
                  f"the number into {answer}."]
     work = [f"head -n 5 {csv}", f"grep -c ',{want},' {csv}", f"grep -c ',{want},' {csv} > {answer}", f"cat {answer}"]
