@@ -132,3 +132,40 @@ def test_eval_cli(tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| scripted |" in out.stdout
     assert json.loads((tmp_path / "e" / "summary.json").read_text())["metrics"]["overall"]["clean"] == 1.0
+
+
+def test_the_tiny_model_through_the_hf_policy_shares_one_model_and_batches(tmp_path, tiny_model_dir):
+    import threading
+
+    from engine.policy.hfbatch import SharedHF
+
+    paths = find_scenarios("permissions")[:3]
+    choice = ModelChoice("hf", {"base": str(tiny_model_dir), "max_new_tokens": 12})
+    summary = run_eval(paths, choice, tmp_path / "ev", jobs=3, steps=3, progress=False,
+                       limits=Limits(command_timeout=5))
+    assert summary["metrics"]["overall"]["n"] == 3
+    for row in summary["results"]:
+        assert row["prompt_tokens"] > 0 and row["steps"] >= 1
+        traj = json.loads((tmp_path / "ev" / row["run_dir"] / "trajectory.json").read_text())
+        assert traj["model"] == str(tiny_model_dir)
+        assert all(t["source"] == "model" and "prompt_tokens" in t["stats"] for t in traj["turns"])
+
+    shared = SharedHF(jobs=4, base=str(tiny_model_dir), max_new_tokens=8)
+    try:
+        messages = [{"role": "user", "content": "teletype 0.1.0 host: h user: u shell: /bin/sh\nu@h:~$ "}]
+        answers, gate = [], threading.Barrier(4)
+
+        def ask():
+            policy = shared.policy()
+            gate.wait()
+            answers.append(policy.propose(messages).raw)
+
+        threads = [threading.Thread(target=ask) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert len(answers) == 4 and len(set(answers)) == 1   # same prompt, same greedy answer
+        assert sum(shared.batches) == 4 and max(shared.batches) > 1  # they were decoded together
+    finally:
+        shared.close()
