@@ -7,8 +7,8 @@ the shell are the real ones):
                 engine delivers without a console attached
   pyte alone    the same bytes fed to a bare pyte screen of the pane's size (one decoder)
   pane          the console app (headless, 160x48) with the same flood: bytes the pane absorbed per
-                second, what it emulated and what it jump-scrolled past, and the event loop's lag
-                measured by a 10 ms timer that records its own lateness
+                second, what it emulated and what it jump-scrolled past, the process's CPU time per
+                MB, and the event loop's lag measured by a 10 ms timer that records its own lateness
   naive pane    the same pane with the time budget and jump-scroll turned off (everything emulated
                 on the event loop as it arrives), for comparison
 
@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import codecs
+import os
 import statistics
 import sys
 import time
@@ -46,14 +47,14 @@ def pty_alone(seconds: float, rows: int, cols: int) -> tuple[float, bytes]:
     session = Session(sc, rows=rows, cols=cols, on_output=got.append)
     session.start()
     got.clear()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     session.send_keys(b"yes\n")
     time.sleep(seconds)
     n = sum(map(len, got))
-    dt = time.perf_counter() - t0
+    dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     session.send_keys(b"\x03")
     session.finish()
-    return n / dt, b"".join(got)
+    return {"rate": n / dt, "cpu_per_mb": cpu / (n / 1e6)}, b"".join(got)
 
 
 def pyte_alone(data: bytes, rows: int, cols: int, limit_s: float = 3.0) -> float:
@@ -100,11 +101,11 @@ def pane_run(seconds: float, seq: int, naive: bool = False) -> dict:
 
             fed0 = pane.buffer.received
             task = asyncio.create_task(probe())
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             await asyncio.to_thread(driver.send_keys, b"yes\n")
             await asyncio.sleep(seconds)
             absorbed = pane.buffer.received - fed0
-            dt = time.perf_counter() - t0
+            dt, cpu = time.perf_counter() - t0, time.process_time() - c0
             await asyncio.to_thread(driver.send_keys, b"\x03")
             t1 = time.perf_counter()
             while not _cursor_line(pane).rstrip().endswith("$"):
@@ -114,7 +115,7 @@ def pane_run(seconds: float, seq: int, naive: bool = False) -> dict:
             settle = time.perf_counter() - t1
             done = True
             await task
-            result.update(rate=absorbed / dt, skipped=pane.feeder.skipped, absorbed=absorbed,
+            result.update(rate=absorbed / dt, cpu_per_mb=cpu / (absorbed / 1e6), skipped=pane.feeder.skipped, absorbed=absorbed,
                           lag_p50=statistics.median(late), lag_p99=sorted(late)[int(len(late) * 0.99)],
                           lag_max=max(late), settle=settle, rows=pane.grid[0], cols=pane.grid[1])
             # a step that floods: seq, executed as one command
@@ -160,12 +161,12 @@ def main() -> int:
     for i in range(args.rounds):
         panes.append(pane_run(args.seconds, args.seq if i == 0 else 0))
         rows, cols = panes[0]["rows"], panes[0]["cols"]
-        rate, got = pty_alone(args.seconds, rows, cols)
-        ptys.append({"rate": rate})
+        alone, got = pty_alone(args.seconds, rows, cols)
+        ptys.append(alone)
         data = data or got
-    pane = {k: _median(panes, k) for k in ("rate", "lag_p50", "lag_p99", "lag_max", "settle", "absorbed",
-                                           "skipped")}
-    pty_rate = _median(ptys, "rate")
+    pane = {k: _median(panes, k) for k in ("rate", "cpu_per_mb", "lag_p50", "lag_p99", "lag_max", "settle",
+                                           "absorbed", "skipped")}
+    pty_rate, pty_cpu = _median(ptys, "rate"), _median(ptys, "cpu_per_mb")
     pyte_rate = pyte_alone(data, rows, cols)
     naive = None if args.no_naive else pane_run(min(args.seconds, 1.0), 0, naive=True)
     seq_s = seq_alone(args.seq, rows, cols) if args.seq else None
@@ -173,20 +174,23 @@ def main() -> int:
     mb = 1e6
     print(f"terminal pane benchmark: `yes` typed at the prompt for {args.seconds:g} s, {cols}x{rows} pane, "
           f"bwrap sandbox, median of {args.rounds} interleaved rounds")
-    print(f"{'':14}{'MB/s':>8}{'vs pty':>8}{'vs pyte':>9}{'lag p50':>10}{'lag p99':>10}{'lag max':>10}"
-          f"{'settle':>9}")
-    print(f"{'pty alone':14}{pty_rate / mb:8.2f}{1:8.2f}{pty_rate / pyte_rate:9.1f}")
-    print(f"{'pyte alone':14}{pyte_rate / mb:8.2f}{pyte_rate / pty_rate:8.2f}{1:9.1f}")
+    print(f"{'':14}{'MB/s':>8}{'vs pty':>8}{'vs pyte':>9}{'CPU s/MB':>10}{'lag p50':>10}{'lag p99':>10}"
+          f"{'lag max':>10}{'settle':>9}")
+    print(f"{'pty alone':14}{pty_rate / mb:8.2f}{1:8.2f}{pty_rate / pyte_rate:9.1f}{pty_cpu:10.3f}")
+    print(f"{'pyte alone':14}{pyte_rate / mb:8.2f}{pyte_rate / pty_rate:8.2f}{1:9.1f}{mb / pyte_rate:10.3f}")
     for name, r in (("pane", pane), ("naive pane", naive)):
         if r is None:
             continue
         print(f"{name:14}{r['rate'] / mb:8.2f}{r['rate'] / pty_rate:8.2f}{r['rate'] / pyte_rate:9.1f}"
-              f"{r['lag_p50'] * 1e3:8.1f}ms{r['lag_p99'] * 1e3:8.1f}ms{r['lag_max'] * 1e3:8.1f}ms"
-              f"{r['settle']:8.2f}s")
+              f"{r['cpu_per_mb']:10.3f}{r['lag_p50'] * 1e3:8.1f}ms{r['lag_p99'] * 1e3:8.1f}ms"
+              f"{r['lag_max'] * 1e3:8.1f}ms{r['settle']:8.2f}s")
     print(f"pane: {pane['absorbed'] / mb:.1f} MB absorbed per run, {pane['skipped'] / mb:.1f} MB of it "
           f"jump-scrolled past ({pane['skipped'] / max(1, pane['absorbed']):.0%}), the rest emulated")
     print("pane rounds (MB/s): " + ", ".join(f"{r['rate'] / mb:.2f}" for r in panes)
           + "; pty alone rounds: " + ", ".join(f"{r['rate'] / mb:.2f}" for r in ptys))
+    print(f"CPU s/MB is the whole process's CPU time per MB absorbed (pty alone: the engine's reader "
+          f"thread): the pane costs {pane['cpu_per_mb'] / pty_cpu:.1f}x what the engine alone does. The machine's "
+          f"load average was {os.getloadavg()[0]:.1f} ({os.cpu_count()} cores).")
     if seq_s is not None:
         print(f"step `seq 1 {args.seq}`: {seq_s:.2f} s without a console, {panes[0]['seq_s']:.2f} s with the "
               f"pane ({panes[0]['seq_s'] / seq_s:.2f}x)")

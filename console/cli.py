@@ -13,10 +13,22 @@ from engine.models import add_model_options, build_policy, resolve_model
 from .driver import DEFAULT_SCENARIO, ConsoleConfig
 
 
+KEYS = """\
+keys (the footer shows the ones that apply):
+  r run the proposal        e edit it, then enter    o override: type your own command
+  a auto mode on/off        t take over the keyboard (ctrl+] hands it back)
+  c run the checker         x end with exit          p end with panic (type the reason)
+  R restart the scenario    s pick another scenario  w recording on/off   q quit
+  ctrl+p the command palette (every action, every bundled scenario)
+in the editor: enter runs (an open quote or heredoc continues the line), ctrl+s runs, esc cancels
+replay: left/right step, home/end, b branch here to you, m branch here to the model
+"""
+
+
 def add_parser(sub, name: str) -> argparse.ArgumentParser:
     if name == "console":
         p = sub.add_parser(
-            "console", help="the operator console (Textual): watch, step, edit, override, record",
+            "console", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="the operator console (Textual): watch, step, edit, override, record",
             description="Open the operator console on a scenario. With a model (--model, --endpoint or "
                         "--policy) it proposes each command and you run, edit or override it; without one "
                         "you type every command and the session is recorded as a demonstration.")
@@ -24,7 +36,7 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
                        help=f"a bundled name or a .toml file (default {DEFAULT_SCENARIO})")
     elif name == "replay":
         p = sub.add_parser(
-            "replay", help="step through a recording in the console, and branch from any step",
+            "replay", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="step through a recording in the console, and branch from any step",
             description="Open a recorded session: step back and forth with the terminal as it was, the "
                         "checker and the outcome; 'branch here' re-types the first N commands in a fresh "
                         "sandbox and hands the session to you (b) or to the model (m).")
@@ -50,6 +62,8 @@ def config_from_args(args) -> ConsoleConfig:
     from engine.shell import Limits
 
     choice = resolve_model(args, default=None)
+    if choice is not None and choice.policy == "human":
+        choice = None  # in the console the operator is the human policy
     cache: dict = {}
 
     def factory(scenario):

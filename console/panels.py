@@ -168,7 +168,10 @@ def bar(used: float, total: float, width: int = 24) -> Text:
 
 
 class BudgetPanel(Static):
-    """Context used against the token budget, steps against the step budget, the last step's timing."""
+    """Context used against the token budget, steps against the step budget, the last step's timing.
+
+    Reads the stats of either model backend: hf (prefill_s, decode_s, cached_tokens...) or an
+    OpenAI-compatible endpoint (first_token_s, latency_s)."""
 
     def on_mount(self) -> None:
         self.border_title = "budget"
@@ -184,29 +187,40 @@ class BudgetPanel(Static):
             text.append(f" {used}/{budget} tok")
         else:
             text += bar(0, 1)
-            text.append(" -", style="dim")
+            text.append(f" {used} tok" if used is not None else " -", style="" if used is not None else "dim")
         text.append("\nsteps   ")
         text += bar(steps, step_budget)
         text.append(f" {steps}/{step_budget}")
-        prefill, decode = stats.get("prefill_s"), stats.get("decode_s")
         text.append("\nlast    ")
-        if prefill is None and decode is None:
-            text.append("no model timing", style="dim")
-        else:
-            parts = []
-            if prefill is not None:
-                extra = []
-                if stats.get("prefill_tokens") is not None:
-                    extra.append(f"{stats['prefill_tokens']} tok")
-                if stats.get("cached_tokens"):
-                    extra.append(f"{stats['cached_tokens']} cached")
-                parts.append(f"prefill {prefill:.2f} s" + (f" ({', '.join(extra)})" if extra else ""))
-            if decode is not None:
-                new = stats.get("new_tokens")
-                rate = f", {new / decode:.0f} tok/s" if new and decode else ""
-                parts.append(f"decode {decode:.2f} s" + (f" ({new} tok{rate})" if new is not None else ""))
-            text.append(" · ".join(parts))
+        parts = _timing(stats)
+        text.append(" · ".join(parts) if parts else "no model timing", style="" if parts else "dim")
+        trimmed = [f"{stats[k]} {label}" for k, label in (("dropped_turns", "old turns left the context"),
+                                                          ("elided_outputs", "outputs elided"))
+                   if stats.get(k)]
+        for line in trimmed + ([stats["note"]] if stats.get("note") else []):
+            text.append(f"\n        {line}", style="italic yellow")
         self.update(text)
+
+
+def _timing(stats: dict) -> list[str]:
+    parts = []
+    new = stats.get("new_tokens")
+    if stats.get("prefill_s") is not None:
+        extra = []
+        if stats.get("prefill_tokens") is not None:
+            extra.append(f"{stats['prefill_tokens']} tok")
+        if stats.get("cached_tokens"):
+            extra.append(f"{stats['cached_tokens']} cached")
+        parts.append(f"prefill {stats['prefill_s']:.2f} s" + (f" ({', '.join(extra)})" if extra else ""))
+    elif stats.get("first_token_s") is not None:
+        parts.append(f"first token {stats['first_token_s']:.2f} s")
+    decode = stats.get("decode_s")
+    if decode is None and stats.get("latency_s") is not None:
+        decode = stats["latency_s"] - (stats.get("first_token_s") or 0.0)
+    if decode is not None:
+        rate = f", {new / decode:.0f} tok/s" if new and decode > 0 else ""
+        parts.append(f"decode {decode:.2f} s" + (f" ({new} tok{rate})" if new is not None else ""))
+    return parts
 
 
 class OutcomePanel(Static):

@@ -30,6 +30,12 @@ absorbs the difference."""
 CATCH_UP_SHARE = 0.8
 """The same once the output has stopped: catch up quickly, nothing else needs the time."""
 SLICE_CHARS = 1024
+PUMP_EVERY_S = 1 / 60
+"""Shortest time between two drains of the buffer (an isolated chunk, such as an echo, is drained
+at once; a stream of them is gathered)."""
+FULL_FRAME_S = 1 / 15
+"""While output keeps scrolling, the whole view is redrawn at most this often; isolated updates
+(a command's few lines, a keystroke's echo) are drawn at once."""
 HAND_BACK_KEY = "ctrl+right_square_bracket"
 DECCKM = 1 << 5  # pyte stores private mode ?1 (application cursor keys) shifted by 5
 BUFFER_CAP = 8 << 20
@@ -111,6 +117,8 @@ class TerminalPane(ScrollView, can_focus=True):
         self._cursor = (0, 0)
         self._pump_scheduled = False
         self._next_pump = 0.0     # perf_counter before which the emulator rests
+        self._last_sync = 0.0     # when the view last followed the scrollback
+        self._sync_pending = False
         self._history_cache: dict[int, Strip] = {}
         self._row_cache: dict[int, tuple] = {}   # id(pyte row) -> (row, strip)
         self._base = None
@@ -219,7 +227,8 @@ class TerminalPane(ScrollView, can_focus=True):
         # worked, so keystrokes, frames and the pty reader thread (through the GIL) keep flowing.
         share = FEED_SHARE if data else CATCH_UP_SHARE
         rest = spent * (1 - share) / share
-        self._next_pump = time.perf_counter() + rest
+        # and drains at most PUMP_EVERY_S apart: a flood arrives in thousands of small reads a second
+        self._next_pump = time.perf_counter() + max(rest, PUMP_EVERY_S)
         if self.feeder.backlog and not self._pump_scheduled:
             self._pump_scheduled = True
             self.set_timer(max(0.001, rest), self.pump)
@@ -236,18 +245,16 @@ class TerminalPane(ScrollView, can_focus=True):
         else:
             for key in touched:
                 cache.pop(key, None)
-        if total != self._seen_history:
-            fresh = self._seen_history < 0
-            follow = fresh or self.scroll_y >= self.max_scroll_y - 1
-            # lines that left the front of a full scrollback: a reader scrolled up keeps their place
-            gone = 0 if fresh else (total - self._seen_history) - (hist - self._seen_len)
-            self._seen_history, self._seen_len = total, hist
-            self.virtual_size = Size(screen.columns, hist + screen.lines)
-            if follow:
-                self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
-            elif gone > 0:
-                self.scroll_to(y=max(0, self.scroll_y - gone), animate=False, immediate=True)
-            self.refresh()
+        if total != self._seen_history or self._sync_pending:
+            # Output scrolled: the whole view moves. In a burst, at most FULL_FRAME_S apart (a
+            # full frame costs Textual far more than emulating a screenful does).
+            wait = self._last_sync + FULL_FRAME_S - time.perf_counter()
+            if wait > 0 and self._seen_history >= 0:
+                if not self._sync_pending:
+                    self._sync_pending = True
+                    self.set_timer(wait, self._sync_view)
+            else:
+                self._sync_view()
         else:
             dirty = screen.dirty
             if cursor != self._cursor:
@@ -256,6 +263,24 @@ class TerminalPane(ScrollView, can_focus=True):
                 self.refresh_line(hist + y)
         screen.dirty.clear()
         self._cursor = cursor
+
+    def _sync_view(self) -> None:
+        """Scrollback grew: size the view to it, follow the end (unless the reader scrolled up), redraw."""
+        self._sync_pending = False
+        self._last_sync = time.perf_counter()
+        screen = self.feeder.screen
+        hist, total = len(screen.history), screen.history_total
+        fresh = self._seen_history < 0
+        follow = fresh or self.scroll_y >= self.max_scroll_y - 1
+        # lines that left the front of a full scrollback: a reader scrolled up keeps their place
+        gone = 0 if fresh else (total - self._seen_history) - (hist - self._seen_len)
+        self._seen_history, self._seen_len = total, hist
+        self.virtual_size = Size(screen.columns, hist + screen.lines)
+        if follow:
+            self.scroll_to(y=self.max_scroll_y, animate=False, immediate=True)
+        elif gone > 0:
+            self.scroll_to(y=max(0, self.scroll_y - gone), animate=False, immediate=True)
+        self.refresh()
 
     # -- drawing -------------------------------------------------------------------------------------
     def notify_style_update(self) -> None:

@@ -196,6 +196,17 @@ def test_strips_keep_colours_and_the_cursor():
     assert any(s.style.reverse for s in strip)  # the cursor cell
 
 
+def test_budget_panel_reads_both_model_backends():
+    from console.panels import _timing
+
+    hf = {"prompt_tokens": 1800, "budget": 3072, "cached_tokens": 1500, "prefill_tokens": 300,
+          "new_tokens": 12, "prefill_s": 0.04, "decode_s": 0.3}
+    assert _timing(hf) == ["prefill 0.04 s (300 tok, 1500 cached)", "decode 0.30 s (12 tok, 40 tok/s)"]
+    remote = {"latency_s": 1.5, "first_token_s": 0.5, "new_tokens": 20, "prompt_tokens": 900}
+    assert _timing(remote) == ["first token 0.50 s", "decode 1.00 s (20 tok, 20 tok/s)"]
+    assert _timing({}) == []
+
+
 def test_keys_map_to_what_a_terminal_sends():
     assert key_bytes("enter", "\r") == b"\r"
     assert key_bytes("ctrl+d", None) == b"\x04"
