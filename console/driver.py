@@ -75,6 +75,8 @@ class Driver:
         self.scenario: Scenario | None = None
         self.lock = threading.Lock()
         self._policies: list[Policy] = []
+        self.policy_error: Exception | None = None
+        """Why the last start has no policy although one was configured (shown to the operator)."""
         self._fixed_dir = config.record_dir
 
     # -- lifecycle ---------------------------------------------------------------------------------
@@ -87,9 +89,13 @@ class Driver:
             self._finish_locked("stopped")
             scenario = load_named(spec)
             policy = None
+            self.policy_error = None
             if use_policy and self.config.policy is not None:
-                policy = self.config.policy(scenario)
-                if policy not in self._policies:
+                try:
+                    policy = self.config.policy(scenario)
+                except Exception as exc:  # a model that fails to load: the operator types instead
+                    self.policy_error = exc
+                if policy is not None and policy not in self._policies:
                     self._policies.append(policy)
             record_dir = None
             if record:

@@ -46,7 +46,7 @@ class LiveScreen(EngineBridge):
         self.config = config
         self.spec = scenario or config.scenario
         self.record = config.record
-        self.use_policy = use_policy and config.policy is not None
+        self.use_policy = self._want_policy = use_policy and config.policy is not None
         self._replay = replay
         self.driver: Driver | None = None
         self.gen = 0
@@ -113,6 +113,7 @@ class LiveScreen(EngineBridge):
     def begin(self, spec: str | None = None) -> None:
         """Start (or restart) a session on `spec` (default: the current scenario)."""
         self.spec = spec or self.spec
+        self.use_policy = self._want_policy  # a model that failed to load is tried again
         self.gen += 1
         self.auto, self.proposal, self.mode, self.error = False, None, None, None
         self.pane.takeover = False
@@ -129,6 +130,11 @@ class LiveScreen(EngineBridge):
     def on_engine_bridge_started(self, msg: EngineBridge.Started) -> None:
         if msg.gen != self.gen:
             return
+        if self.driver.policy_error is not None:
+            err = self.driver.policy_error
+            self.use_policy = False
+            self.error = f"the model did not load ({type(err).__name__}: {err}); you type the commands"
+            self.notify(self.error, title="teletype", severity="error", timeout=15)
         self.query_one(ChecksPanel).show(msg.report.to_dict(), when="at start")
         self._update_budget()
         self._next()

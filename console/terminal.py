@@ -216,7 +216,8 @@ class TerminalPane(ScrollView, can_focus=True):
             before = self.feeder.skipped
             self.feeder.add(data)
             if self.feeder.skipped != before:
-                self.border_subtitle = f"jump-scrolled {_size(self.feeder.skipped)}"
+                skipped = self.feeder.skipped + self.buffer.dropped
+                self.border_subtitle = f"jump-scrolled past {_size(skipped)}"
         spent = 0.0
         if self.feeder.backlog:
             t0 = time.perf_counter()
@@ -332,6 +333,7 @@ class TerminalPane(ScrollView, can_focus=True):
         return strip.adjust_cell_length(width, base)
 
     def text(self, history: bool = False) -> str:
+        """What the screen shows (and, with history, the scrollback above it) as plain text."""
         return screen_text(self.feeder.screen, history=history)
 
     # -- takeover ----------------------------------------------------------------------------------

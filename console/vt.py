@@ -190,6 +190,8 @@ class StripRenderer:
     def style(self, key: tuple) -> Style:
         style = self._styles.get(key)
         if style is None:
+            if len(self._styles) > 4096:  # truecolor gradients: keep the cache bounded
+                self._styles.clear()
             fg, bg, bold, italics, underscore, strike, reverse, blink = key
             style = self.base + Style(color=_color(fg), bgcolor=_color(bg), bold=bold or None,
                                       italic=italics or None, underline=underscore or None,

@@ -468,6 +468,13 @@ async def test_model_and_sandbox_errors_are_shown_and_the_console_stays_usable(t
         await pilot.press("o")
         await type_text(pilot, "exit\n")
         s = await ended(pilot)
+    def no_model(sc):
+        raise OSError("model weights not found")
+
+    app = make_app(tmp_path / "c", no_model)
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0, proposal=False)
+        assert not s.use_policy and "weights not found" in s.error and s.panel.editor.has_focus
     app = make_app(tmp_path / "b", None, scenario="nosuch/scenario")
     async with app.run_test(size=SIZE) as pilot:
         s = live(app)
