@@ -119,6 +119,8 @@ class TerminalPane(ScrollView, can_focus=True):
         self._next_pump = 0.0     # perf_counter before which the emulator rests
         self._last_sync = 0.0     # when the view last followed the scrollback
         self._sync_pending = False
+        self._noted = 0.0
+        self._note_pending = False
         self._history_cache: dict[int, Strip] = {}
         self._row_cache: dict[int, tuple] = {}   # id(pyte row) -> (row, strip)
         self._base = None
@@ -216,8 +218,7 @@ class TerminalPane(ScrollView, can_focus=True):
             before = self.feeder.skipped
             self.feeder.add(data)
             if self.feeder.skipped != before:
-                skipped = self.feeder.skipped + self.buffer.dropped
-                self.border_subtitle = f"jump-scrolled past {_size(skipped)}"
+                self._note_skipped()
         spent = 0.0
         if self.feeder.backlog:
             t0 = time.perf_counter()
@@ -233,6 +234,19 @@ class TerminalPane(ScrollView, can_focus=True):
         if self.feeder.backlog and not self._pump_scheduled:
             self._pump_scheduled = True
             self.set_timer(max(0.001, rest), self.pump)
+
+    def _note_skipped(self) -> None:
+        """Say how much was jump-scrolled past, at most twice a second (a border change re-lays out
+        the widget, which costs as much as a dozen frames)."""
+        now = time.perf_counter()
+        if now - self._noted < 0.5:
+            if not self._note_pending:
+                self._note_pending = True
+                self.set_timer(0.5 - (now - self._noted), self._note_skipped)
+            return
+        self._note_pending = False
+        self._noted = now
+        self.border_subtitle = f"jump-scrolled past {_size(self.feeder.skipped + self.buffer.dropped)}"
 
     def _after_feed(self) -> None:
         screen = self.feeder.screen

@@ -22,9 +22,9 @@ HISTORY_LINES = 5000
 JUMP_AT = 256 << 10
 """Characters waiting to be emulated beyond which the pane jump-scrolls (as xterm does)."""
 JUMP_KEEP = 64 << 10
-"""How much of the newest backlog a jump keeps (cut at a line start). Plain lines (no escape
-sequences) jump already beyond this much, keeping only the last three screenfuls: nothing else of
-them could show, and emulating them is what makes a pane lag."""
+"""How much of the newest backlog a jump keeps (cut at a line start). A backlog that starts with
+more plain lines than this (no escape sequences) jumps already, keeping their last three
+screenfuls: nothing else of them could show, and emulating them is what makes a pane lag."""
 
 _ANSI = ["black", "red", "green", "brown", "blue", "magenta", "cyan", "white"]
 _NAMED: dict[str, int] = {name: i for i, name in enumerate(_ANSI)}
@@ -56,17 +56,21 @@ class TermScreen(pyte.Screen):
 
     def index(self) -> None:
         top, bottom = self.margins or Margins(0, self.lines - 1)
-        if self.cursor.y == bottom and top == 0:
-            buffer = self.buffer
-            for y in self.dirty:  # rows really written so far (pyte is about to mark all of them)
-                if y in buffer:
-                    self.touched.add(id(buffer[y]))
-            self.history.append(buffer[0])  # pyte drops this row object; keeping it is free
-            self.history_total += 1
+        if self.cursor.y != bottom or top != 0:
             super().index()
-            self.dirty.clear()  # the rows only moved; a view redraws everything when history grows
-        else:
-            super().index()
+            return
+        # The full screen scrolls (every line of a flood): pyte moves the rows one by one in Python;
+        # here the top row goes to the scrollback and the dict is rebuilt in one C-level update.
+        buffer = self.buffer
+        for y in self.dirty:  # rows really written so far, by identity (their positions all change)
+            if y in buffer:
+                self.touched.add(id(buffer[y]))
+        self.dirty.clear()  # a view redraws everything when the scrollback grows
+        self.history.append(buffer[0])
+        self.history_total += 1
+        rows = [buffer[y] for y in range(1, bottom + 1)]
+        buffer.clear()
+        buffer.update(enumerate(rows))
 
     def take_touched(self) -> set[int]:
         """ids of row objects written since the last call (for views that cache rendered rows)."""
@@ -122,7 +126,7 @@ class Feeder:
         if text:
             self.backlog = self.backlog + text if self.backlog else text
         size = len(self.backlog)
-        if size > JUMP_AT or (size > JUMP_KEEP and _plain(self.backlog, size - JUMP_KEEP)):
+        if size > JUMP_AT or (size > JUMP_KEEP and _first_escape(self.backlog, 0) > JUMP_KEEP):
             self.skipped += jump_cut(self)
 
     def feed(self, budget_s: float | None = None, slice_chars: int = 4096) -> int:
@@ -148,31 +152,35 @@ class Feeder:
 
 
 def jump_cut(feeder: Feeder) -> int:
-    """Drop all but the newest JUMP_KEEP characters of the backlog, starting at a line; return the count.
+    """Jump-scroll: drop the oldest part of the backlog; return how many characters went.
 
-    When what is kept is plain lines (no escape sequence, no charset shift), only the last few
-    screenfuls can show, so only those are kept: a flood of plain text catches up at once."""
+    Beyond JUMP_AT, all but the newest JUMP_KEEP characters go (cut at a line start). Then, in the
+    run of plain lines that starts there (no escape sequence, no charset shift) only its last three
+    screenfuls stay: plain lines can only scroll each other away, so what follows them on the screen
+    is the same either way. A flood of plain text (`yes`, `seq`, `cat`) thus catches up at once, even
+    when the prompt that ends it carries escape sequences."""
     text = feeder.backlog
-    start = len(text) - JUMP_KEEP
-    nl = text.find("\n", start)
-    if nl != -1 and nl + 1 < len(text):
-        start = nl + 1
-    if _plain(text, start):
-        lines = 3 * feeder.screen.lines
-        cut = len(text)
-        for _ in range(lines + 1):  # the backlog usually ends with a newline of its own
-            cut = text.rfind("\n", start, cut)
-            if cut == -1:
-                break
-        if cut != -1 and cut >= start:
-            start = cut + 1
+    start = 0
+    if len(text) > JUMP_AT:
+        start = len(text) - JUMP_KEEP
+        nl = text.find("\n", start)
+        if nl != -1 and nl + 1 < len(text):
+            start = nl + 1
+    plain_end = _first_escape(text, start)
+    cut = plain_end
+    for _ in range(3 * feeder.screen.lines + 1):
+        cut = text.rfind("\n", start, cut)
+        if cut == -1:
+            break
+    if cut != -1 and cut >= start:
+        start = cut + 1
     feeder.backlog = text[start:]
     return start
 
 
-def _plain(text: str, start: int) -> bool:
-    """No escape sequence or charset shift from `start` on: each line stands on its own."""
-    return text.find("\x1b", start) == -1 and text.find("\x0e", start) == -1
+def _first_escape(text: str, start: int) -> int:
+    ends = [i for i in (text.find("\x1b", start), text.find("\x0e", start)) if i != -1]
+    return min(ends) if ends else len(text)
 
 
 class StripRenderer:

@@ -154,10 +154,12 @@ def test_jump_scroll_keeps_the_newest_lines_from_a_line_start():
 
 def test_plain_floods_jump_to_the_last_screenfuls():
     f = Feeder(40, 10)
-    f.add("".join(f"line {i}\r\n" for i in range(20000)).encode())
+    prompt = "\x1b]7770;nonce;0\x07\x1b[1m$\x1b[0m "
+    f.add(("".join(f"line {i}\r\n" for i in range(20000)) + prompt).encode())
     assert f.backlog.count("\n") == 30 and f.backlog.startswith("line 19970")
     f.feed()
-    assert screen_text(f.screen).splitlines()[-1] == "line 19999"
+    assert screen_text(f.screen).splitlines()[-2:] == ["line 19999", "$"]
+    assert f.screen.buffer[9][0].bold
 
 
 def test_budgeted_feed_stops_early_and_resumes():
