@@ -13,6 +13,7 @@ The step API is what the console, the CLI, eval and the tests drive:
 """
 from __future__ import annotations
 
+import shlex
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -133,8 +134,14 @@ class Session:
         if self.recorder is not None:
             self.recorder.marker(f"step {self.steps}: {command.splitlines()[0] if command else ''}")
         self._append("assistant", command)
-        obs = self.shell.run(command, timeout=timeout)
         terminal = is_terminal(command)
+        typed = command
+        if terminal == "panic":
+            # The reason is words, not shell syntax: `panic the token isn't there` must not leave the
+            # shell waiting for a closing quote. The assistant turn keeps what the model wrote.
+            reason = command.strip()[5:].strip()
+            typed = "panic " + shlex.quote(reason) if reason else "panic"
+        obs = self.shell.run(typed, timeout=timeout)
         ended: str | None = None
         if obs.ended:
             self.panic_reason = obs.panic or self.shell.panic_reason

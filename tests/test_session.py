@@ -188,3 +188,10 @@ def test_local_sandbox_warns_and_works(tmp_path):
 def test_commands_time_out_inside_a_session():
     out = run(load_scenario(DEPLOY), ["sleep 100", "exit"], limits=Limits(command_timeout=0.5))
     assert out.outcome == "premature_exit" and out.operated
+
+
+def test_a_panic_reason_in_plain_words_needs_no_shell_quoting(tmp_path):
+    sc = scenario_from(tmp_path, PANIC_SCENARIO, archetype="panic")
+    out = run(sc, ["cat ~/TASK", "panic the ledger isn't there (and I won't guess)"])
+    assert out.outcome == "correct_panic"
+    assert out.panic_reason == "the ledger isn't there (and I won't guess)"
