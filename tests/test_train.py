@@ -195,6 +195,13 @@ def test_session_filters(mixed_runs, tiny_model_dir, tmp_path, capsys, flags, se
     assert not (tmp_path / "o").exists()
 
 
+def test_a_run_named_twice_trains_once(mixed_runs, tiny_model_dir, tmp_path, capsys):
+    assert teletype(["train", str(mixed_runs), str(mixed_runs / "good"), "--base", str(tiny_model_dir),
+                     "--out", str(tmp_path / "o"), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "training on 3 sessions" in out and "1 named twice" in out
+
+
 def test_help_says_heldout_is_excluded(capsys):
     with pytest.raises(SystemExit):
         teletype(["train", "--help"])

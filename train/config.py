@@ -27,16 +27,16 @@ class TrainConfig:
     # -- data --------------------------------------------------------------------------------------
     budget: int = _f(DEFAULT_BUDGET, "context bound in tokens, as at serve time (the renderer slides the "
                                      "window past it; use the same value as `--budget` when serving)")
-    max_length: int = _f(4096, "longest training sequence in tokens. A longer example is cut at turn "
-                               "boundaries into several prefixes, so every turn is still trained on exactly "
-                               "its serve-time prompt; a single turn whose prompt and answer exceed it is an "
-                               "error (lower --budget or raise --max-length). Trained tokens are never dropped")
+    max_length: int = _f(4096, "longest training sequence in tokens. A longer example is an error naming its "
+                               "recording, never a truncation: each turn's serve prompt is a prefix of its "
+                               "example, so no cut keeps every trained token on the prompt it was served "
+                               "with (lower --budget, here and when serving, or raise --max-length)")
     # -- LoRA --------------------------------------------------------------------------------------
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha/r)")
     lora_dropout: float = _f(0.05, "dropout on the LoRA input")
-    target_modules: list = _f(ATTENTION, "modules that get LoRA matrices (comma-separated; default the "
-                                         "attention projections q,k,v,o)", sep=",")
+    target_modules: list = _f(ATTENTION, "modules that get LoRA matrices, comma-separated (the attention "
+                                         "projections by default)", sep=",")
     # -- optimisation ------------------------------------------------------------------------------
     epochs: float = _f(3.0, "passes over the training examples")
     lr: float = _f(2e-4, "peak learning rate (AdamW)")

@@ -79,6 +79,16 @@ def load_sessions(paths: list[str | Path], selection: Selection) -> tuple[list[d
         kept, skipped = load_conversations(list(paths), selection)
     except RecordingError as exc:
         raise TrainDataError(str(exc)) from exc
+    seen: set[str] = set()
+    unique = []
+    for traj in kept:  # the same run named twice (a folder and a run inside it) trains once
+        key = traj.get("source_file", "")
+        if not key.endswith(".jsonl") and str(Path(key).resolve()) in seen:
+            skipped.append((key, "named twice"))
+            continue
+        seen.add(str(Path(key).resolve()))
+        unique.append(traj)
+    kept = unique
     line_of: Counter = Counter()
     for traj in kept:
         origin = traj.get("source_file", "?")
