@@ -9,8 +9,8 @@ the shell are the real ones):
   pane          the console app (headless, 160x48) with the same flood: bytes the pane absorbed per
                 second, what it emulated and what it jump-scrolled past, the process's CPU time per
                 MB, and the event loop's lag measured by a 10 ms timer that records its own lateness
-  naive pane    the same pane with the time budget and jump-scroll turned off (everything emulated
-                on the event loop as it arrives), for comparison
+  naive pane    the same pane with its time budget, pacing and jump-scroll turned off (everything
+                emulated on the event loop as it arrives, every change drawn), for comparison
 
 Then a step: `seq 1 N` executed as one command, with and without the pane attached.
 
@@ -77,10 +77,18 @@ def _cursor_line(pane) -> str:
     return "".join(row[x].data for x in range(term.columns))
 
 
+NAIVE = {  # everything emulated on the event loop as it arrives, every frame drawn
+    (terminal, "FEED_BUDGET_S"): None, (terminal, "FEED_SHARE"): 1.0, (terminal, "CATCH_UP_SHARE"): 1.0,
+    (terminal, "PUMP_EVERY_S"): 0.0, (terminal, "FULL_FRAME_S"): 0.0,
+    (vt, "JUMP_AT"): 1 << 62, (vt, "JUMP_KEEP"): 1 << 62,
+}
+
+
 def pane_run(seconds: float, seq: int, naive: bool = False) -> dict:
-    saved = (terminal.FEED_BUDGET_S, vt.JUMP_AT)
+    saved = {key: getattr(*key) for key in NAIVE}
     if naive:
-        terminal.FEED_BUDGET_S, vt.JUMP_AT = None, 1 << 62
+        for (module, name), value in NAIVE.items():
+            setattr(module, name, value)
     result: dict = {}
 
     async def main() -> None:
@@ -129,7 +137,8 @@ def pane_run(seconds: float, seq: int, naive: bool = False) -> dict:
     try:
         asyncio.run(main())
     finally:
-        terminal.FEED_BUDGET_S, vt.JUMP_AT = saved
+        for (module, name), value in saved.items():
+            setattr(module, name, value)
     return result
 
 
