@@ -38,6 +38,7 @@ class LiveScreen(EngineBridge):
         Binding("s", "scenarios", "Scenarios"),
         Binding("w", "record", "Rec on/off"),
         Binding("q", "quit", "Quit"),
+        Binding("ctrl+right_square_bracket", "hand_back", "Hand the keyboard back"),
     ]
 
     def __init__(self, config: ConsoleConfig, *, scenario: str | None = None,
@@ -98,6 +99,11 @@ class LiveScreen(EngineBridge):
         self.refresh_bindings()
 
     def check_action(self, action: str, parameters) -> bool | None:
+        panes = self.query(TerminalPane)
+        if panes and panes.first().takeover:  # every key but ctrl+] goes to the shell
+            return action == "hand_back"
+        if action == "hand_back":
+            return False
         live = self.phase not in ("starting", "ended", "failed")
         if action in ("run", "edit", "auto") and not self.use_policy:
             return False
@@ -226,8 +232,9 @@ class LiveScreen(EngineBridge):
         self.notify(self.error, title="teletype", severity="error", timeout=10)
         self.auto = False
         if msg.op == "start":
-            self.panel.show("", None, note="the session did not start (R retries, s picks another)")
+            self.panel.show("", None, note="no session", error=text, hint="R retries · s picks another scenario")
             self.query_one(ChecksPanel).show(None)
+            self.query_one(OutcomePanel).show(None, note="no session")
             self.set_phase("failed")
             return
         session = self.session
@@ -238,7 +245,7 @@ class LiveScreen(EngineBridge):
         else:
             self.set_phase("ready")
             if msg.op == "propose" and self.mode is None:
-                self.panel.show("", None, note="the model failed to propose; o types a command",
+                self.panel.show("", None, note="the model failed to propose", error=text,
                                 hint="o override · x exit · p panic")
             elif msg.op == "step" and not self.use_policy:
                 self._open_editor("", "override")
@@ -330,6 +337,9 @@ class LiveScreen(EngineBridge):
 
     def on_terminal_pane_keys(self, msg: TerminalPane.Keys) -> None:
         self._keys.submit(self.driver.send_keys, msg.data)
+
+    def action_hand_back(self) -> None:
+        self.on_terminal_pane_hand_back(TerminalPane.HandBack())
 
     def on_terminal_pane_hand_back(self, msg: TerminalPane.HandBack) -> None:
         self.pane.takeover = False

@@ -104,14 +104,20 @@ class ProposalPanel(Vertical):
     def editing(self) -> bool:
         return self.editor.display
 
-    def show(self, text: str, source: str | None, *, note: str = "", hint: str = "") -> None:
+    def show(self, text: str, source: str | None, *, note: str = "", hint: str = "",
+             error: str = "") -> None:
         label = Text()
         if source:
             label.append(f" {source} ", style=f"reverse {SOURCE_STYLE.get(source, 'bold')}")
         if note:
             label.append(f"  {note}", style="dim")
         self.query_one("#proposal-source", Static).update(label)
-        body = Text("$ ", style="dim") + Text(text, style="bold") if text else Text("(nothing proposed)", style="dim")
+        if error:
+            body = Text(error, style="red")
+        elif text:
+            body = Text("$ ", style="dim") + Text(text, style="bold")
+        else:
+            body = Text("(nothing proposed)", style="dim")
         self.query_one("#proposal-text", Static).update(body)
         self.query_one("#proposal-text").display = True
         self.editor.display = False

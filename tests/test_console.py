@@ -378,6 +378,7 @@ async def test_takeover_sends_keys_to_read_and_cat_then_hands_back(tmp_path):
         s = await ready(pilot, 0)
         await pilot.press("t")
         assert s.pane.takeover and s.pane.has_focus
+        assert s.check_action("hand_back", ()) and not s.check_action("run", ())  # the footer says so
         await type_text(pilot, "read x\n")
         await until(pilot, lambda: s.pane.text().rstrip().endswith("read x"), what="read to wait")
         await type_text(pilot, "42\necho got $x\n")
