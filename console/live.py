@@ -143,6 +143,9 @@ class LiveScreen(EngineBridge):
             self.notify(self.error, title="teletype", severity="error", timeout=15)
         self.query_one(ChecksPanel).show(msg.report.to_dict(), when="at start")
         self._update_budget()
+        if self.session is not None and self.session.ended:  # a replayed command ended it
+            self._finish(self.gen, self.session.ended)
+            return
         self._next()
 
     def _next(self) -> None:
