@@ -32,10 +32,7 @@ from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
 from ..typed import to_command
 from .base import Message, PolicyError, Proposal, TokenCallback
 
-# name -> (base, adapter). engine/models.py keeps the same table for the CLI (it must not import torch).
-PRESETS: dict[str, tuple[str, str | None]] = {
-    "teletype-mistral": ("mistralai/Mistral-7B-Instruct-v0.2", "tiararodney/Mistral-7B-Teletype"),
-}
+from ..models import PRESETS  # name -> (base, adapter), shared with the CLI
 
 _DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -69,7 +66,7 @@ class HFPolicy:
         if model is not None:
             if model in PRESETS:
                 preset_base, preset_adapter = PRESETS[model]
-                base = base or preset_base
+                base = base or (preset_base() if callable(preset_base) else preset_base)
                 adapter = adapter if adapter is not None else preset_adapter
             else:
                 base = base or model
