@@ -323,7 +323,7 @@ class TerminalPane(ScrollView, can_focus=True):
             number = screen.history_total - n + index
             strip = self._history_cache.get(number)
             if strip is None:
-                strip = self.renderer.line(history[index], screen.columns)
+                strip = self.renderer.history_line(history[index], screen.columns)
                 if len(self._history_cache) > 4 * screen.lines:
                     self._history_cache.clear()
                 self._history_cache[number] = strip

@@ -2,8 +2,8 @@
 
 Kept apart from the widget so the replay can build a screen in a worker thread and hand it over
 whole, and so the benchmark can time pyte alone on the same data. pyte's own HistoryScreen wraps every
-method call in a Python-level hook (it slows pyte by half); here only `index()` is overridden, to keep
-the line that scrolls off the top.
+method call in a Python-level hook (about four times slower here); TermScreen overrides only
+`index()` (the line scrolling off the top goes to the scrollback, compacted) and `resize()`.
 """
 from __future__ import annotations
 
@@ -44,8 +44,44 @@ def _color(value: str) -> Color | None:
         return None
 
 
+def compact_row(row, columns: int) -> tuple:
+    """A row leaving the screen as ((text, style key), ...) runs, trailing blanks dropped.
+
+    pyte keeps a row as a dict of one Char tuple per written cell; thousands of those in the
+    scrollback are hundreds of thousands of objects for the garbage collector to walk (pyte ran a
+    quarter slower with 5000 such lines kept, and each full collection stalled the event loop).
+    Tuples of strings and booleans are untracked by the collector and a tenth of the memory."""
+    runs = []
+    text: list[str] = []
+    key = None
+    pos = 0
+    blank = row.default[1:]
+    for x in sorted(row):
+        if x >= columns:
+            break
+        char = row[x]
+        if x > pos:
+            if key != blank:
+                if text:
+                    runs.append(("".join(text), key))
+                    text = []
+                key = blank
+            text.append(" " * (x - pos))
+        k = char[1:]
+        if k != key:
+            if text:
+                runs.append(("".join(text), key))
+                text = []
+            key = k
+        text.append(char[0])
+        pos = x + 1
+    if text:
+        runs.append(("".join(text), key))
+    return tuple(runs)
+
+
 class TermScreen(pyte.Screen):
-    """A pyte screen that keeps the lines scrolled off its top (scrollback)."""
+    """A pyte screen that keeps the lines scrolled off its top (scrollback), compacted."""
 
     def __init__(self, columns: int, lines: int, history: int = HISTORY_LINES):
         self.history: deque = deque(maxlen=history)
@@ -66,7 +102,7 @@ class TermScreen(pyte.Screen):
             if y in buffer:
                 self.touched.add(id(buffer[y]))
         self.dirty.clear()  # a view redraws everything when the scrollback grows
-        self.history.append(buffer[0])
+        self.history.append(compact_row(buffer[0], self.columns))
         self.history_total += 1
         rows = [buffer[y] for y in range(1, bottom + 1)]
         buffer.clear()
@@ -93,7 +129,7 @@ class TermScreen(pyte.Screen):
             excess = max(0, self.cursor.y - (lines - 1))
             rows = [self.buffer[y] for y in range(self.lines)]
             for row in rows[:excess]:
-                self.history.append(row)
+                self.history.append(compact_row(row, self.columns))
                 self.history_total += 1
             self.buffer.clear()
             for y, row in enumerate(rows[excess:excess + lines]):
@@ -208,6 +244,10 @@ class StripRenderer:
             self._styles[key] = style
         return style
 
+    def history_line(self, runs: tuple, width: int) -> Strip:
+        """A compacted scrollback row (see compact_row) as a strip `width` cells wide."""
+        return Strip([Segment(text, self.style(key)) for text, key in runs]).adjust_cell_length(width, self.base)
+
     def line(self, row, width: int, cursor_x: int | None = None) -> Strip:
         """One row (pyte's dict of x -> Char) as a strip exactly `width` cells wide."""
         segments: list[Segment] = []
@@ -233,7 +273,7 @@ def screen_text(screen: pyte.Screen, history: bool = False) -> str:
     """The screen (and its scrollback) as plain text, trailing blanks removed; for tests and tools."""
     rows = []
     if history and isinstance(screen, TermScreen):
-        rows += ["".join(r[x].data for x in range(screen.columns)) for r in screen.history]
+        rows += ["".join(text for text, _ in runs) for runs in screen.history]
     rows += screen.display
     return "\n".join(r.rstrip() for r in rows).rstrip("\n")
 

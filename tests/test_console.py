@@ -172,6 +172,22 @@ def test_budgeted_feed_stops_early_and_resumes():
     assert screen_text(f.screen).splitlines()[-1] == "y"
 
 
+def test_scrollback_rows_are_compact_runs_that_render_as_they_were():
+    from console.vt import TermScreen
+
+    screen = TermScreen(30, 2)
+    f = Feeder(30, 2, screen)
+    f.add("plain \x1b[1;31mbold red\x1b[0m\tend\r\nnext\r\nlast")
+    f.feed()
+    runs = screen.history[0]
+    assert runs == (("plain ", ("default", "default", False, False, False, False, False, False)),
+                    ("bold red", ("red", "default", True, False, False, False, False, False)),
+                    ("  end", ("default", "default", False, False, False, False, False, False)))
+    strip = StripRenderer().history_line(runs, 30)
+    assert strip.cell_length == 30 and strip.text.rstrip() == "plain bold red  end"
+    assert screen_text(screen, history=True).splitlines() == ["plain bold red  end", "next", "last"]
+
+
 def test_a_shorter_screen_drops_blank_rows_first_then_scrolls_into_history():
     f = Feeder(20, 10)
     f.add("one\r\ntwo\r\n$ ")
