@@ -2,7 +2,8 @@
 
 The screens hold the work: console.live drives a session through console.driver in workers;
 console.replay steps through a recording. The app only picks the first screen, adds the console's
-actions and the bundled scenarios to the command palette (ctrl+p), and closes policies at exit.
+actions and the bundled scenarios to the command palette (ctrl+p), and tunes the interpreter for a
+live terminal pane while it runs (GIL switch interval, a frozen start-up heap).
 """
 from __future__ import annotations
 
@@ -17,16 +18,10 @@ from .driver import ConsoleConfig
 from .live import LiveScreen
 from .replay import ReplayScreen
 
-
 SWITCH_INTERVAL = 0.001
 """Python's GIL switch interval while the console runs (default 5 ms). The pty reader thread needs
 the GIL for a moment per chunk; with the default it waits up to 5 ms behind the event loop each
 time, which caps what the pane can absorb during a flood (bench/bench_pane.py)."""
-
-
-# The garbage collector: everything alive once the first screen is up (the imports, Textual's DOM and
-# styles: ~80k objects) is frozen out of collection, so a full collection during a flood scans only
-# what the session made since; it otherwise stalls the event loop for 40-80 ms about once a second.
 
 
 class ConsoleApp(App):
@@ -47,15 +42,14 @@ class ConsoleApp(App):
             self.push_screen(ReplayScreen(self.config, self.replay_dir))
         else:
             self.push_screen(LiveScreen(self.config))
+        # Everything alive once the first screen is up (the imports, Textual's DOM and styles: ~80k
+        # objects) is frozen out of garbage collection, so a full collection during a flood walks only
+        # what the session made since; otherwise it stalls the event loop 40-80 ms about once a second.
         self.call_after_refresh(gc.freeze)
 
     def on_unmount(self) -> None:
         sys.setswitchinterval(self._switch_interval)
         gc.unfreeze()
-
-    @property
-    def live(self) -> LiveScreen | None:
-        return self.screen if isinstance(self.screen, LiveScreen) else None
 
     def get_system_commands(self, screen):
         yield from super().get_system_commands(screen)
