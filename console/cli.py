@@ -29,9 +29,11 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
     if name == "console":
         p = sub.add_parser(
             "console", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="the operator console (Textual): watch, step, edit, override, record",
-            description="Open the operator console on a scenario. With a model (--model, --endpoint or "
-                        "--policy) it proposes each command and you run, edit or override it; without one "
-                        "you type every command and the session is recorded as a demonstration.")
+            description="Open the operator console on a scenario. A model proposes each command and you "
+                        "run, edit or override it: by default the embedded teletype-smollm2 (SmolLM2-135M-"
+                        "Instruct with teletype's own LoRA adapter, on the CPU), or any --model, --base/"
+                        "--adapter or --endpoint. With --policy human you type every command yourself and "
+                        "the session is recorded as a demonstration.")
         p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
                        help=f"a bundled name or a .toml file (default {DEFAULT_SCENARIO})")
     elif name == "replay":
@@ -61,7 +63,18 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
 def config_from_args(args) -> ConsoleConfig:
     from engine.shell import Limits
 
-    choice = resolve_model(args, default=None)
+    import sys
+
+    from engine.models import DEFAULT_PRESET
+    from engine.smollm import ModelUnavailable
+
+    if not (args.policy or args.model or args.base or args.endpoint):
+        args.model = DEFAULT_PRESET  # the embedded default: SmolLM2-135M + teletype's adapter, CPU
+    try:
+        choice = resolve_model(args, default=None)
+    except ModelUnavailable as exc:
+        print(f"teletype console: {exc}; the operator types every command instead", file=sys.stderr)
+        choice = None
     if choice is not None and choice.policy == "human":
         choice = None  # in the console the operator is the human policy
     cache: dict = {}

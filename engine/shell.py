@@ -321,6 +321,7 @@ class Shell:
     def _wait(self, mark: int, deadline: float, last: bool) -> tuple[str, int | None]:
         """Wait after typing one line: 'prompt', 'more', 'closed', or a reason to interrupt."""
         waiting_since: float | None = None
+        last_probe = time.monotonic()
         with self._cond:
             while True:
                 ev = self._event_after(mark, ("ps1", "ps2"))
@@ -348,6 +349,10 @@ class Shell:
                 self._cond.wait(min(0.2, deadline - now))
                 if self._event_after(mark, ("ps1", "ps2")) is not None or self._closed:
                     continue
+                now = time.monotonic()
+                if now - last_probe < 0.2:
+                    continue  # woken by output: /proc is read on the slow tick only (floods stay cheap)
+                last_probe = now
                 fg = self.term.foreground_pgrp()
                 if self.term.waiting_for_input(fg):
                     now = time.monotonic()

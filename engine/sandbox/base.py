@@ -139,6 +139,9 @@ __tt_where() {{
 cd() {{ command cd "$@" || return; __tt_where; }}
 PS1='$USER@$HOSTNAME:$__tt_d$ \033]{PS1_OSC};{n};$?\007'
 PS2='> \033]{PS2_OSC};{n}\007'
+# The login shell cannot hand the terminal back to a process group outside the sandbox when it
+# exits; dash says so ("Cannot set tty process group"). Nobody is there to read it.
+trap 'exec 2>/dev/null' EXIT
 if [ -z "$TELETYPE_SESSION" ]; then
   TELETYPE_SESSION=1; export TELETYPE_SESSION
   printf '\033]{LOGIN_OSC};{n}\007'
