@@ -16,6 +16,7 @@ records what every batch really held. Reported per configuration:
 - tok/cpu-s: real tokens per CPU-second of this process (steadier than wall time on a shared machine);
 - pad share: padding / all positions in the batches;
 - vs bs1: tok/s relative to batch 1 on the same model.
+Then the padding share alone (no training) for growing synthetic data sets, random vs length-grouped.
 
 Each configuration runs --repeats times, interleaved with the others, and the fastest run is reported:
 on a shared machine, noise only ever slows a run down.
@@ -81,6 +82,21 @@ def sessions(n: int, seed: int = 0) -> list[dict]:
         messages.append({"role": "assistant", "content": "exit"})
         out.append({"messages": messages, "origin": f"synthetic#{i}"})
     return out
+
+
+def pad_share(lengths: list[int], batch: int, grouped: bool, seed: int = 0) -> float:
+    """Padding share of one epoch's batches, with the sampler Trainer uses (no training)."""
+    import torch
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    g = torch.Generator().manual_seed(seed)
+    order = (list(LengthGroupedSampler(batch, lengths=lengths, generator=g)) if grouped
+             else torch.randperm(len(lengths), generator=g).tolist())
+    real = positions = 0
+    for i in range(0, len(order), batch):
+        chunk = [lengths[j] for j in order[i:i + batch]]
+        real, positions = real + sum(chunk), positions + max(chunk) * len(chunk)
+    return 1 - real / positions
 
 
 def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: Path) -> dict:
@@ -156,6 +172,17 @@ def main() -> int:
                 print(f"{label:<22} {name:<24} {r['tok_s']:>9.0f} {r['padded_tok_s']:>13.0f} "
                       f"{r['pad_share']:>10.1%} {r['tok_s'] / base:>6.2f}x "
                       f"{r['tok_cpu_s']:>10.0f} {r['seconds']:>8.1f}", flush=True)
+        print("\npadding share by dataset size (the sampler alone, one epoch; Trainer groups within "
+              "mega-batches of up to 50 batches, so grouping pays off as the data grows)")
+        print(f"{'sessions':>8} {'examples':>9} " + " ".join(f"{f'bs{b} random':>11} {f'bs{b} grouped':>12}"
+                                                        for b in (4, 8)))
+        tok = AutoTokenizer.from_pretrained(tiny)
+        for m in ([n, 4 * n] if args.quick else [n, 4 * n, 16 * n]):
+            rows, _ = build_examples(tok, sessions(m, seed=1), args.budget, 10 ** 6)
+            lengths = [len(r["input_ids"]) for r in rows]
+            cells = " ".join(f"{pad_share(lengths, b, False):>11.1%} {pad_share(lengths, b, True):>12.1%}"
+                             for b in (4, 8))
+            print(f"{m:>8} {len(rows):>9} {cells}", flush=True)
     return 0
 
 
