@@ -171,11 +171,16 @@ class Shell:
                 except Exception:
                     pass
             with self._cond:
+                panicked = self.panic_reason is not None
                 self._scan(data)
                 self._capture.add(data)
                 self._total += len(data)
                 self._last_output = time.monotonic()
                 self._cond.notify_all()
+            if not panicked and self.panic_reason is not None:
+                # `panic` ends the session whether or not the shell obeys its SIGHUP (an ignored
+                # SIGHUP is inherited, e.g. under nohup).
+                self.term.close()
         with self._cond:
             self._closed = True
             self._cond.notify_all()

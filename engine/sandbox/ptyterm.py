@@ -78,9 +78,16 @@ class PtyTerminal:
 
     def __init__(self, argv: list[str], env: dict[str, str], cwd: str | None = None,
                  rows: int = 24, cols: int = 80, preexec_fn=None):
+        def child_setup() -> None:
+            # Signal dispositions are inherited: a shell started under nohup would ignore SIGHUP.
+            for sig in (signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGPIPE, signal.SIGTERM):
+                signal.signal(sig, signal.SIG_DFL)
+            if preexec_fn is not None:
+                preexec_fn()
+
         try:
             self.proc = ptyprocess.PtyProcess.spawn(argv, env=env, cwd=cwd, dimensions=(rows, cols),
-                                                    preexec_fn=preexec_fn)
+                                                    preexec_fn=child_setup)
         except (OSError, ptyprocess.PtyProcessError) as exc:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
         self.fd = self.proc.fd
