@@ -14,7 +14,6 @@ The step API is what the console, the CLI, eval and the tests drive:
 from __future__ import annotations
 
 import shlex
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -282,10 +281,3 @@ class Session:
         if self.outcome is None:
             self.close()
 
-
-def run_session(scenario: Scenario, policy: Policy, **kwargs) -> Outcome:
-    started = time.monotonic()
-    session = Session(scenario, policy=policy, **kwargs)
-    outcome = session.run()
-    outcome.seconds = round(time.monotonic() - started, 3)  # type: ignore[attr-defined]
-    return outcome

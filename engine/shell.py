@@ -117,7 +117,6 @@ class Shell:
         self._events: list[tuple[int, str, bytes]] = []  # (stream offset, kind, value)
         self._closed = False
         self._column = 0
-        self._last_output = time.monotonic()
         self.rows, self.cols = 24, 80
         self.shell_pgrp: int | None = None
         self.panic_reason: str | None = None
@@ -175,7 +174,6 @@ class Shell:
                 self._scan(data)
                 self._capture.add(data)
                 self._total += len(data)
-                self._last_output = time.monotonic()
                 self._cond.notify_all()
             if not panicked and self.panic_reason is not None:
                 # `panic` ends the session whether or not the shell obeys its SIGHUP (an ignored
