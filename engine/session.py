@@ -25,7 +25,7 @@ from .recorder import SCHEMA, Recorder
 from .sandbox import DEFAULT, open_sandbox
 from .sandbox.base import Sandbox
 from .scenario import Scenario
-from .shell import Limits, Observation, Shell
+from .shell import Limits, LoginTimeout, Observation, Shell
 
 DEFAULT_STEP_BUDGET = 30
 
@@ -88,14 +88,25 @@ class Session:
                                     expect=self.scenario.scenario.expect, split=self.scenario.scenario.split,
                                     model=self.model_name, sandbox=self.sandbox.name,
                                     source=self.scenario.source, step_budget=self.step_budget)
-            term = self.sandbox.start(rows=self.rows, cols=self.cols)
-            self.shell = Shell(term, self.sandbox.login.nonce, self.limits)
-            self.shell.rows, self.shell.cols = self.rows, self.cols
-            if self.recorder is not None:
-                self.shell.add_listener(self.recorder.output)
-            if self._on_output is not None:
-                self.shell.add_listener(self._on_output)
-            orientation = self.shell.login()
+            for attempt in (1, 2):
+                term = self.sandbox.start(rows=self.rows, cols=self.cols)
+                self.shell = Shell(term, self.sandbox.login.nonce, self.limits)
+                self.shell.rows, self.shell.cols = self.rows, self.cols
+                if self.recorder is not None:
+                    self.shell.add_listener(self.recorder.output)
+                if self._on_output is not None:
+                    self.shell.add_listener(self._on_output)
+                try:
+                    orientation = self.shell.login()
+                    break
+                except LoginTimeout as exc:
+                    # A shell that never prompts is replaced once (its sandbox state is untouched:
+                    # nothing was typed yet); a second silence is an error.
+                    self.shell.close()
+                    if self.recorder is not None:
+                        self.recorder.event("login_retry", attempt=attempt, reason=str(exc))
+                    if attempt == 2:
+                        raise
         except BaseException:
             self.close()
             raise

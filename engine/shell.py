@@ -30,7 +30,7 @@ Listener = Callable[[bytes], None]
 class Limits:
     command_timeout: float = 30.0
     """Seconds a command may run before it is interrupted."""
-    login_timeout: float = 30.0
+    login_timeout: float = 15.0
     """Seconds to wait for the first prompt."""
     output_bytes: int = 4 << 20
     """Raw bytes one command may print before it is interrupted as a flood."""
@@ -63,6 +63,10 @@ class Observation:
 
 class ShellError(RuntimeError):
     pass
+
+
+class LoginTimeout(ShellError):
+    """The shell printed no first prompt in time (the session retries once with a fresh shell)."""
 
 
 class _Capture:
@@ -244,7 +248,7 @@ class Shell:
                     raise ShellError("the shell exited before its first prompt: "
                                      + printout(raw.decode("utf-8", "replace")).strip()[-500:])
                 if time.monotonic() > deadline:
-                    raise ShellError(f"no prompt from the shell within {self.limits.login_timeout:.0f} s")
+                    raise LoginTimeout(f"no prompt from the shell within {self.limits.login_timeout:.0f} s")
                 self._cond.wait(0.2)
             raw, _ = self._capture.bytes()
             self._capture = _Capture()

@@ -12,6 +12,7 @@ import platform
 import select
 import signal
 import termios
+import threading
 import time
 
 import ptyprocess
@@ -22,6 +23,7 @@ from .base import SandboxError
 _READ_SYSCALLS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67}}
 _POLL_SYSCALLS = {"x86_64": {7, 23, 232, 270, 271, 281, 441}, "aarch64": {72, 73, 22, 441}}
 _ARCH = platform.machine()
+_SPAWN_LOCK = threading.Lock()  # one fork at a time: sessions start from several threads in an eval
 
 
 def _tty_fd(pid: int, fd: int) -> bool:
@@ -86,8 +88,9 @@ class PtyTerminal:
                 preexec_fn()
 
         try:
-            self.proc = ptyprocess.PtyProcess.spawn(argv, env=env, cwd=cwd, dimensions=(rows, cols),
-                                                    preexec_fn=child_setup)
+            with _SPAWN_LOCK:
+                self.proc = ptyprocess.PtyProcess.spawn(argv, env=env, cwd=cwd, dimensions=(rows, cols),
+                                                        preexec_fn=child_setup)
         except (OSError, ptyprocess.PtyProcessError) as exc:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
         self.fd = self.proc.fd
