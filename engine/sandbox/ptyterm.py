@@ -96,6 +96,7 @@ class PtyTerminal:
         self.fd = self.proc.fd
         self._modes = None
         self._eof = False
+        self._wait_lock = threading.Lock()
 
     def read(self, timeout: float) -> bytes:
         if self._eof:
@@ -174,16 +175,22 @@ class PtyTerminal:
             pass
 
     def alive(self) -> bool:
-        return self.proc.isalive()
+        # ptyprocess's isalive() reaps with waitpid: two threads asking at once (the reader and a
+        # closer) would see ECHILD; one lock, and a reaped child is a dead one.
+        with self._wait_lock:
+            try:
+                return self.proc.isalive()
+            except ptyprocess.PtyProcessError:
+                return False
 
     def close(self) -> None:
         try:
-            if self.proc.isalive():
+            if self.alive():
                 self.proc.kill(signal.SIGHUP)
                 deadline = time.monotonic() + 1.0
-                while self.proc.isalive() and time.monotonic() < deadline:
+                while self.alive() and time.monotonic() < deadline:
                     time.sleep(0.01)
-                if self.proc.isalive():
+                if self.alive():
                     self.proc.kill(signal.SIGKILL)
         finally:
             try:
