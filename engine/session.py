@@ -90,12 +90,10 @@ class Session:
                                     source=self.scenario.source, step_budget=self.step_budget)
             for attempt in (1, 2):
                 term = self.sandbox.start(rows=self.rows, cols=self.cols)
-                self.shell = Shell(term, self.sandbox.login.nonce, self.limits)
+                listeners = [fn for fn in (self.recorder.output if self.recorder else None,
+                                           self._on_output) if fn is not None]
+                self.shell = Shell(term, self.sandbox.login.nonce, self.limits, listeners=listeners)
                 self.shell.rows, self.shell.cols = self.rows, self.cols
-                if self.recorder is not None:
-                    self.shell.add_listener(self.recorder.output)
-                if self._on_output is not None:
-                    self.shell.add_listener(self._on_output)
                 try:
                     orientation = self.shell.login()
                     break

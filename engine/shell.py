@@ -104,7 +104,8 @@ _NUM = rb"(-?\d+)"
 class Shell:
     """Drives a login shell on a Terminal. Thread-safe for one caller plus stream listeners."""
 
-    def __init__(self, terminal: Terminal, nonce: str, limits: Limits = Limits()):
+    def __init__(self, terminal: Terminal, nonce: str, limits: Limits = Limits(),
+                 listeners: list[Listener] | None = None):
         self.term = terminal
         self.limits = limits
         n = re.escape(nonce.encode())
@@ -114,7 +115,7 @@ class Shell:
         self._panic = re.compile(rb"\x1b\]%d;([^\x07\x1b]*)\x07" % PANIC_OSC)
         self._dsr = re.compile(rb"\x1b\[6n")
         self._cond = threading.Condition()
-        self._listeners: list[Listener] = []
+        self._listeners: list[Listener] = list(listeners or [])  # before the reader starts
         self._capture = _Capture()
         self._scan_tail = b""
         self._total = 0               # bytes seen on the stream

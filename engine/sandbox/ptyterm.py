@@ -97,32 +97,42 @@ class PtyTerminal:
         self._modes = None
         self._eof = False
         self._wait_lock = threading.Lock()
+        self._io_lock = threading.Lock()
+        self._closing = False
+        self._wake_r, self._wake_w = os.pipe()
 
     def read(self, timeout: float) -> bytes:
-        if self._eof:
-            raise EOFError
-        try:
-            ready, _, _ = select.select([self.fd], [], [], max(0.0, timeout))
-        except (OSError, ValueError):
-            self._eof = True
-            raise EOFError from None
-        if not ready:
-            return b""
-        try:
-            data = os.read(self.fd, 65536)
-        except OSError as exc:
-            if exc.errno in (errno.EIO, errno.EBADF):  # Linux: EIO once every slave fd closed
+        # The fd is used only under _io_lock and never after close: a closed fd's number is soon
+        # reused by another session's pipe or pty, and reading it would steal their bytes.
+        with self._io_lock:
+            if self._eof or self._closing:
+                raise EOFError
+            try:
+                ready, _, _ = select.select([self.fd, self._wake_r], [], [], max(0.0, timeout))
+            except (OSError, ValueError):
                 self._eof = True
                 raise EOFError from None
-            raise
-        if not data:
-            self._eof = True
-            raise EOFError
-        return data
+            if self._closing:
+                raise EOFError
+            if self.fd not in ready:
+                return b""
+            try:
+                data = os.read(self.fd, 65536)
+            except OSError as exc:
+                if exc.errno in (errno.EIO, errno.EBADF):  # Linux: EIO once every slave fd closed
+                    self._eof = True
+                    raise EOFError from None
+                raise
+            if not data:
+                self._eof = True
+                raise EOFError
+            return data
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
+            if self._closing:
+                raise EOFError
             try:
                 n = os.write(self.fd, view)
             except BlockingIOError:
@@ -139,12 +149,16 @@ class PtyTerminal:
             pass
 
     def foreground_pgrp(self) -> int | None:
+        if self._closing:
+            return None
         try:
             return os.tcgetpgrp(self.fd)
         except OSError:
             return None
 
     def waiting_for_input(self, pgrp: int | None) -> bool:
+        if self._closing:
+            return False
         try:
             lflag = termios.tcgetattr(self.fd)[3]
         except termios.error:
@@ -184,16 +198,29 @@ class PtyTerminal:
                 return False
 
     def close(self) -> None:
+        if self._closing:
+            return
+        self._closing = True
         try:
-            if self.alive():
-                self.proc.kill(signal.SIGHUP)
-                deadline = time.monotonic() + 1.0
-                while self.alive() and time.monotonic() < deadline:
-                    time.sleep(0.01)
-                if self.alive():
-                    self.proc.kill(signal.SIGKILL)
-        finally:
+            os.write(self._wake_w, b"x")  # wake a reader blocked in select
+        except OSError:
+            pass
+        with self._io_lock:  # no read is in flight once we hold it; none starts after
             try:
-                self.proc.close(force=True)
-            except Exception:
-                pass
+                if self.alive():
+                    self.proc.kill(signal.SIGHUP)
+                    deadline = time.monotonic() + 1.0
+                    while self.alive() and time.monotonic() < deadline:
+                        time.sleep(0.01)
+                    if self.alive():
+                        self.proc.kill(signal.SIGKILL)
+            finally:
+                try:
+                    self.proc.close(force=True)
+                except Exception:
+                    pass
+                for fd in (self._wake_r, self._wake_w):
+                    try:
+                        os.close(fd)
+                    except OSError:
+                        pass
