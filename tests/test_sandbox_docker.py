@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import re
 import textwrap
+import threading
 import time
 from pathlib import Path
 
@@ -287,6 +288,44 @@ def test_container_limits_and_close_removes_it(docker_daemon, fresh):
     assert not _containers(docker_daemon, id=cid)
     assert not s.term.alive()
     s.sandbox.close()  # twice is fine
+
+
+def test_close_wakes_a_blocked_reader_and_the_stream_is_never_touched_after(docker_daemon, deploy):
+    from engine.sandbox.docker import DockerSandbox
+
+    sandbox = DockerSandbox(deploy)
+    try:
+        term = sandbox.start(24, 80)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:   # drain the login, so that the next read blocks
+            try:
+                if not term.read(0.5):
+                    break
+            except EOFError:
+                break
+        got = []
+
+        def reader():
+            t0 = time.monotonic()
+            try:
+                while True:
+                    term.read(5.0)
+            except EOFError:
+                got.append(time.monotonic() - t0)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        time.sleep(0.3)                      # the reader sits in select
+        term.close()
+        t.join(10)
+        assert got and got[0] < 4.0          # woken by the close, not by its own timeout
+        assert term.raw.fileno() == -1       # the socket is closed: its fd number can be reused
+        with pytest.raises(EOFError):
+            term.read(0.1)
+        with pytest.raises(EOFError):
+            term.write(b"true\n")
+    finally:
+        sandbox.close()
 
 
 def test_exit_and_panic_end_the_session(fresh):

@@ -288,6 +288,7 @@ class DockerTerminal:
         self._eof = False
         self._closed = False
         self._write_lock = threading.Lock()
+        self._io_lock = threading.Lock()
         self._modes: list | None = None
         self._alive_at = 0.0
         self._alive = True
@@ -325,11 +326,14 @@ class DockerTerminal:
         if self._pending:
             data, self._pending = self._pending, b""
             return data
-        if self._eof or self._closed:
-            raise EOFError
-        if not _ready(self.raw, timeout):
-            return b""
-        data = _recv(self.raw)
+        # Under the io lock, so that close() never frees the socket's fd number while a read is
+        # between select and recv (a reused number would hand this reader another session's bytes).
+        with self._io_lock:
+            if self._eof or self._closed:
+                raise EOFError
+            if not _ready(self.raw, timeout):
+                return b""
+            data = _recv(self.raw)
         if data is None:
             return b""
         if not data:
@@ -338,9 +342,9 @@ class DockerTerminal:
         return data
 
     def write(self, data: bytes) -> None:
-        if self._eof or self._closed:
-            raise EOFError
         with self._write_lock:
+            if self._eof or self._closed:
+                raise EOFError
             self._waiting, self._waiting_at = False, 0.0  # what a new keystroke starts is unknown yet
             try:
                 self.raw.sendall(data)
@@ -548,13 +552,14 @@ class DockerTerminal:
         finally:
             self._closed = True
             try:
-                self.raw.shutdown(socket.SHUT_RDWR)
+                self.raw.shutdown(socket.SHUT_RDWR)  # wakes a reader blocked in select; frees nothing
             except (OSError, AttributeError):
                 pass
-            try:
-                self.raw.close()
-            except OSError:
-                pass
+            with self._io_lock, self._write_lock:
+                try:
+                    self.raw.close()
+                except OSError:
+                    pass
             sock, response = self._keep
             for thing in (sock, response):
                 try:
