@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from engine.generate import ARCHETYPES, STYLES, build, generate
-from engine.generators.common import dumps
+from engine.generators.tomlwriter import dumps
 from engine.scenario import ScenarioError, load_scenario
 from engine.validate import validate_all
 

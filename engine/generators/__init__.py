@@ -18,7 +18,9 @@ from typing import Callable
 from . import edits, files, panic, tidy
 from .announce import STYLES, announce
 from ..scenario import ScenarioError
-from .common import HOSTS, USERS, Ctx, Task, dumps
+from .common import Ctx, Task
+from .tomlwriter import dumps
+from .world import HOSTS, USERS
 
 if sys.version_info >= (3, 11):
     import tomllib

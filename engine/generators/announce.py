@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from random import Random
 
-from .common import (COLLEAGUES, DISTROS, TEAMS, Ctx, Task, exists, last_login, neutral_motd, wrap,
-                     when)
+from .common import Ctx, Task, exists, wrap
+from .world import COLLEAGUES, DISTROS, TEAMS, last_login, neutral_motd, when
 
 STYLES = ("motd", "env", "file", "provider")
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import re
 
-from .common import (COLLEAGUES, PROJECTS, Ctx, Task, code, command, d, equals, exists, f, mode, people, q1,
-                     sed_s, shell_script, sq, when)
+from .common import Ctx, Task, code, command, d, equals, exists, f, mode, q1, sed_s, sq
+from .world import COLLEAGUES, PROJECTS, people, shell_script, when
 
 # -- config_edit -----------------------------------------------------------------------------------
 

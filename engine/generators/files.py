@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .common import (PROJECTS, SERVICES, WORDS, Ctx, Task, app_log, block, code, command, d, equals, exists,
-                     f, file_is, link, nb, note_text, people, shp, sq, when)
+from .common import Ctx, Task, block, code, command, d, equals, exists, f, file_is, link, nb, shp, sq
+from .world import PROJECTS, SERVICES, WORDS, app_log, note_text, people, when
 
 # -- file_create ------------------------------------------------------------------------------------
 

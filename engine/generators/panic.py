@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .common import (COLLEAGUES, PROJECTS, TEAMS, Ctx, Task, absent, command, d, equals, exists, f, people,
-                     q1, sed_s, when)
+from .common import Ctx, Task, absent, command, d, equals, exists, f, q1, sed_s
+from .world import COLLEAGUES, PROJECTS, TEAMS, people, when
 
 
 def pa_missing_input(ctx: Ctx) -> Task:

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import datetime as _dt
 
-from .common import (PROJECTS, SERVICES, WORDS, Ctx, Task, absent, access_log, app_log, code, command,
-                     csv_sales, d, equals, exists, f, nb, note_text, sh, sq, when)
+from .common import Ctx, Task, absent, code, command, d, equals, exists, f, nb, sh, sq
+from .world import PROJECTS, SERVICES, WORDS, access_log, app_log, csv_sales, note_text, when
 
 # -- cleanup ---------------------------------------------------------------------------------------
 
