@@ -15,7 +15,7 @@ from pathlib import Path
 from random import Random
 from typing import Callable
 
-from . import edits, files, panic, tidy
+from . import config_edit, files, panic, permissions, text_replace, tidy
 from .announce import STYLES, announce
 from ..scenario import ScenarioError
 from .common import Ctx, Task
@@ -40,11 +40,11 @@ _ALL = [
     Archetype("find_and_report", "train", tuple(files.FIND_AND_REPORT)),
     Archetype("cleanup", "train", tuple(tidy.CLEANUP)),
     Archetype("archive", "train", tuple(tidy.ARCHIVE)),
-    Archetype("config_edit", "train", tuple(edits.CONFIG_EDIT)),
+    Archetype("config_edit", "train", tuple(config_edit.CONFIG_EDIT)),
     Archetype("panic", "train", tuple(panic.PANIC)),
     Archetype("organize", "train", tuple(tidy.ORGANIZE)),
-    Archetype("text_replace", "heldout", tuple(edits.TEXT_REPLACE)),
-    Archetype("permissions", "heldout", tuple(edits.PERMISSIONS)),
+    Archetype("text_replace", "heldout", tuple(text_replace.TEXT_REPLACE)),
+    Archetype("permissions", "heldout", tuple(permissions.PERMISSIONS)),
 ]
 
 ARCHETYPES: dict[str, str] = {a.name: a.split for a in _ALL}
