@@ -15,7 +15,7 @@ from pathlib import Path
 from random import Random
 from typing import Callable
 
-from . import config_edit, files, panic, permissions, text_replace, tidy
+from . import config_edit, file_create, find_and_report, panic, permissions, text_replace, tidy
 from .announce import STYLES, announce
 from ..scenario import ScenarioError
 from .common import Ctx, Task
@@ -36,8 +36,8 @@ class Archetype:
 
 
 _ALL = [
-    Archetype("file_create", "train", tuple(files.FILE_CREATE)),
-    Archetype("find_and_report", "train", tuple(files.FIND_AND_REPORT)),
+    Archetype("file_create", "train", tuple(file_create.FILE_CREATE)),
+    Archetype("find_and_report", "train", tuple(find_and_report.FIND_AND_REPORT)),
     Archetype("cleanup", "train", tuple(tidy.CLEANUP)),
     Archetype("archive", "train", tuple(tidy.ARCHIVE)),
     Archetype("config_edit", "train", tuple(config_edit.CONFIG_EDIT)),
