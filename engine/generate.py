@@ -1,6 +1,6 @@
 """Seeded, reproducible scenario generators (`teletype scenarios generate`).
 
-The generators live in `engine.generators`, one module per family of archetypes; this module is the
+The generators live in `engine.generators`, one module per archetype; this module is the
 entry point the CLI imports.
 """
 from __future__ import annotations

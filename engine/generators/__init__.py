@@ -1,4 +1,4 @@
-"""Seeded, reproducible scenario generators, one family of archetypes per module.
+"""Seeded, reproducible scenario generators, one archetype per module (named for it), and their registry.
 
 `generate(archetype, n=..., seed=..., out=DIR)` writes `DIR/<archetype>/<archetype>_<seed>_<i>.toml`.
 Scenario i depends only on (archetype, seed, i): its random draws come from
@@ -15,7 +15,8 @@ from pathlib import Path
 from random import Random
 from typing import Callable
 
-from . import config_edit, file_create, find_and_report, panic, permissions, text_replace, tidy
+from . import (archive, cleanup, config_edit, file_create, find_and_report, organize, panic, permissions,
+               text_replace)
 from .announce import STYLES, announce
 from ..scenario import ScenarioError
 from .common import Ctx, Task
@@ -38,11 +39,11 @@ class Archetype:
 _ALL = [
     Archetype("file_create", "train", tuple(file_create.FILE_CREATE)),
     Archetype("find_and_report", "train", tuple(find_and_report.FIND_AND_REPORT)),
-    Archetype("cleanup", "train", tuple(tidy.CLEANUP)),
-    Archetype("archive", "train", tuple(tidy.ARCHIVE)),
+    Archetype("cleanup", "train", tuple(cleanup.CLEANUP)),
+    Archetype("archive", "train", tuple(archive.ARCHIVE)),
     Archetype("config_edit", "train", tuple(config_edit.CONFIG_EDIT)),
     Archetype("panic", "train", tuple(panic.PANIC)),
-    Archetype("organize", "train", tuple(tidy.ORGANIZE)),
+    Archetype("organize", "train", tuple(organize.ORGANIZE)),
     Archetype("text_replace", "heldout", tuple(text_replace.TEXT_REPLACE)),
     Archetype("permissions", "heldout", tuple(permissions.PERMISSIONS)),
 ]
