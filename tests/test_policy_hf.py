@@ -163,3 +163,45 @@ def test_fp16_on_cuda_matches_itself_with_and_without_reuse(tiny_model_dir):
     full = HFPolicy(base=str(tiny_model_dir), max_new_tokens=8, device="cuda", reuse_cache=False)
     assert reuse.model.dtype == torch.float16
     assert [p.raw for p in drive(reuse, 4)] == [p.raw for p in drive(full, 4)]
+
+
+@pytest.mark.parametrize("budget", [3072, 500])
+def test_batched_sessions_keep_their_caches_and_answer_as_if_alone(tiny_model_dir, budget):
+    """`teletype eval --jobs N`: sessions of different lengths decoded together, each from its own KV
+    cache, give the answers each would get alone (and the window slides as it would alone)."""
+    import threading
+
+    from engine.policy.hfbatch import SharedHF
+
+    alone = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12, budget=budget)
+    expected = {}
+    for seed in range(4):
+        alone.reset()
+        expected[seed] = [p.raw for p in drive(alone, 8, seed=seed)]
+    alone.close()
+
+    shared = SharedHF(jobs=4, base=str(tiny_model_dir), max_new_tokens=12, budget=budget)
+    got, errors = {}, []
+
+    def session(seed):
+        try:
+            got[seed] = drive(shared.policy(), 8, seed=seed)
+        except BaseException as exc:  # reported below, with the seed
+            errors.append((seed, exc))
+
+    try:
+        threads = [threading.Thread(target=session, args=(seed,)) for seed in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not errors, errors
+        for seed in range(4):
+            assert [p.raw for p in got[seed]] == expected[seed], f"session {seed}"
+            later = got[seed][1:]
+            assert any(p.stats["cached_tokens"] > 0 for p in later)    # each kept its own cache
+            for p in got[seed]:
+                assert p.stats["cached_tokens"] + p.stats["prefill_tokens"] == p.stats["prompt_tokens"]
+        assert max(shared.batches) > 1                               # and they were decoded together
+    finally:
+        shared.close()

@@ -59,6 +59,42 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+class KVState:
+    """One conversation's KV cache and the token ids it holds (HFPolicy keeps one; the batched
+    scheduler in engine.policy.hfbatch keeps one per session)."""
+
+    def __init__(self):
+        self.cache = None
+        self.ids: list[int] = []
+
+    def reset(self) -> None:
+        self.cache = None
+        self.ids = []
+
+    def reuse(self, ids: list[int], enabled: bool = True) -> int:
+        """Make the cache hold the longest usable prefix of `ids`; return its length."""
+        keep = min(_common_prefix(self.ids, ids), len(ids) - 1) if enabled and self.cache is not None else 0
+        if keep <= 0:                      # at least one token is always fed, for its logits
+            from transformers import DynamicCache
+
+            self.cache = DynamicCache()    # full layers: croppable back to any common prefix
+            self.ids = []
+            return 0
+        drop = len(self.ids) - keep
+        if drop > 0:
+            self.cache.crop(-drop)         # a negative count removes that many (transformers 4.x and 5.x)
+            del self.ids[keep:]
+        return keep
+
+    def forward(self, engine: "HFPolicy", ids: list[int]):
+        """Feed `ids` after what the cache holds; the logits of the last position."""
+        input_ids = torch.tensor([ids], dtype=torch.long, device=engine.device)
+        out = engine.model(input_ids=input_ids, use_cache=True, logits_to_keep=1,
+                           **{engine._cache_kwarg: self.cache})
+        self.ids.extend(ids)
+        return out.logits[0, -1]
+
+
 class HFPolicy:
     def __init__(self, base: str | None = None, adapter: str | None = None, device: str | None = None,
                  dtype=None, max_new_tokens: int = 256, budget: int = DEFAULT_BUDGET,
@@ -83,8 +119,7 @@ class HFPolicy:
         self.budget = budget
         self.reuse_cache = reuse_cache
         self._lock = threading.Lock()
-        self._cache = None
-        self._cached_ids: list[int] = []
+        self.kv = KVState()
         self.tokenizer, self.model = self._load()
         self._cache_kwarg = self._find_cache_kwarg()
         try:
@@ -132,38 +167,15 @@ class HFPolicy:
         return "cache" if "cache" in params else "past_key_values"
 
     # -- the KV cache --------------------------------------------------------------------------------------
-    def _new_cache(self):
-        from transformers import DynamicCache
-
-        self._cache = DynamicCache()  # full layers: croppable back to any common prefix
-        self._cached_ids = []
-
     def reset(self) -> None:
         """Forget the KV cache (the next step prefills its whole prompt)."""
-        self._cache = None
-        self._cached_ids = []
+        self.kv.reset()
 
     def _reuse(self, ids: list[int]) -> int:
-        """Make the cache hold the longest usable prefix of `ids`; return its length."""
-        if not self.reuse_cache or self._cache is None:
-            self._new_cache()
-            return 0
-        keep = min(_common_prefix(self._cached_ids, ids), len(ids) - 1)  # at least one token to feed
-        if keep <= 0:
-            self._new_cache()
-            return 0
-        drop = len(self._cached_ids) - keep
-        if drop > 0:
-            self._cache.crop(-drop)  # a negative count removes that many (transformers 4.x and 5.x)
-            del self._cached_ids[keep:]
-        return keep
+        return self.kv.reuse(ids, enabled=self.reuse_cache)
 
     def _forward(self, ids: list[int]):
-        input_ids = torch.tensor([ids], dtype=torch.long, device=self.device)
-        out = self.model(input_ids=input_ids, use_cache=True, logits_to_keep=1,
-                         **{self._cache_kwarg: self._cache})
-        self._cached_ids.extend(ids)
-        return out.logits[0, -1]
+        return self.kv.forward(self, ids)
 
     # -- the Policy API ------------------------------------------------------------------------------------
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
