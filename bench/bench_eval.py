@@ -1,9 +1,13 @@
 """Eval throughput: sessions per minute for --jobs 1, 2, 4, 8, measured side by side in one run.
 
 Scripted sessions over the bundled scenarios (each scenario copied --copies times). With
-`--model DIR`, the same with the hf policy on that model (e.g. the tiny test model).
+`--model M` (a preset such as teletype-smollm2, a hub id or a model directory such as the tiny test
+model), the same with the hf policy on that model, over a quarter of the sessions (at least 8):
+`--jobs 1` is one model with its KV cache reused step to step; more jobs share one model, each
+session with its own KV cache, decoded as one batch.
 
-    python bench/bench_eval.py [--copies 4] [--jobs 1,2,4,8] [--model DIR]
+    python bench/bench_eval.py [--copies 4] [--jobs 1,2,4,8] [--model M [--only-model]
+                               [--max-new-tokens N]] [--steps S]
 """
 from __future__ import annotations
 
@@ -17,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from engine.evaluate import run_eval  # noqa: E402
-from engine.models import ModelChoice  # noqa: E402
+from engine.models import ModelChoice, add_model_options, resolve_model  # noqa: E402
 from engine.scenario import find_scenarios  # noqa: E402
 
 
@@ -36,15 +40,17 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--copies", type=int, default=4)
     ap.add_argument("--jobs", default="1,2,4,8")
-    ap.add_argument("--model", help="also measure the hf policy on this model directory")
+    ap.add_argument("--only-model", action="store_true", help="skip the scripted measurement")
     ap.add_argument("--steps", type=int, default=30)
+    add_model_options(ap)   # the same model options as teletype eval
     args = ap.parse_args()
-    choices = [("scripted", ModelChoice("scripted", {}))]
-    if args.model:
-        choices.append(("hf " + Path(args.model).name, ModelChoice("hf", {"base": args.model})))
+    model = resolve_model(args, default=None)
+    choices = [] if model and args.only_model else [("scripted", ModelChoice("scripted", {}))]
+    if model:
+        choices.append(("hf " + Path(args.model or args.base).name, model))
     with tempfile.TemporaryDirectory() as tmp:
         paths = copies(args.copies, Path(tmp) / "scenarios")
-        if args.model:
+        if model:
             paths = paths[: max(8, len(paths) // 4)]
         print(f"{len(paths)} sessions per measurement")
         print(f"{'policy':<16} {'jobs':>4} {'seconds':>8} {'sessions/min':>13} {'speed-up':>9}")
