@@ -13,17 +13,28 @@ from textual import work
 from textual.message import Message
 from textual.screen import Screen
 
+from engine.policy.base import ProposalCancelled
+
 from .driver import Driver
 
 
 class TokenStream:
-    """The model's text as it streams, handed from the policy's thread with one message pending."""
+    """The model's text as it streams, handed from the policy's thread with one message pending.
+
+    `cancel()` (the operator typed their own command) makes the next piece raise ProposalCancelled in
+    the policy's thread, which stops the generation there instead of letting it run to its end."""
 
     def __init__(self, post):
         self._post, self._lock = post, threading.Lock()
         self.text, self._pending = "", False
+        self.cancelled = threading.Event()
+
+    def cancel(self) -> None:
+        self.cancelled.set()
 
     def add(self, piece: str) -> None:
+        if self.cancelled.is_set():
+            raise ProposalCancelled
         with self._lock:
             self.text += piece
             if self._pending:
@@ -104,6 +115,8 @@ class EngineBridge(Screen):
     def _propose(self, gen: int, stream: TokenStream) -> None:
         try:
             proposal = self.driver.propose(stream.add)
+        except ProposalCancelled:
+            return  # the operator's own command is waiting for the engine; nothing to show
         except Exception as exc:
             self.post_message(self.Failed(gen, "propose", exc))
             return

@@ -58,6 +58,8 @@ class LiveScreen(EngineBridge):
         self.mode: str | None = None
         """What the open editor is for: edit, override, panic (None: closed)."""
         self.error: str | None = None
+        self._stream: TokenStream | None = None
+        """The proposal being generated, cancelled when the operator acts before it is done."""
         self._keys = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teletype-keys")
 
     def compose(self):
@@ -88,6 +90,7 @@ class LiveScreen(EngineBridge):
         self.call_after_refresh(self.begin)
 
     def on_unmount(self) -> None:
+        self.cancel_proposal()
         self._keys.shutdown(wait=False)
         if self.driver is not None:
             self.driver.close()
@@ -119,6 +122,7 @@ class LiveScreen(EngineBridge):
     def begin(self, spec: str | None = None) -> None:
         """Start (or restart) a session on `spec` (default: the current scenario)."""
         self.spec = spec or self.spec
+        self.cancel_proposal()
         self.use_policy = self._want_policy  # a model that failed to load is tried again
         self.gen += 1
         self.auto, self.proposal, self.mode, self.error = False, None, None, None
@@ -167,7 +171,15 @@ class LiveScreen(EngineBridge):
             self.panel.show("", "model", note="proposing...")
         gen = self.gen
         stream = TokenStream(lambda: self.post_message(self.Streaming(gen, stream)))
+        self._stream = stream
         self._propose(gen, stream)
+
+    def cancel_proposal(self) -> None:
+        """Stop a generation still running (at its next token), so that what the operator asked for
+        gets the engine now instead of after the model's whole answer."""
+        if self._stream is not None:
+            self._stream.cancel()
+            self._stream = None
 
     def on_engine_bridge_streaming(self, msg: EngineBridge.Streaming) -> None:
         if msg.gen == self.gen and self.phase == "proposing" and self.mode is None:
@@ -176,7 +188,7 @@ class LiveScreen(EngineBridge):
     def on_engine_bridge_proposed(self, msg: EngineBridge.Proposed) -> None:
         if msg.gen != self.gen or self.phase != "proposing":
             return
-        self.proposal = msg.proposal
+        self.proposal, self._stream = msg.proposal, None
         self._update_budget(msg.proposal.stats)
         self.set_phase("ready")
         if self.mode is None:
@@ -192,6 +204,7 @@ class LiveScreen(EngineBridge):
 
     # -- steps -------------------------------------------------------------------------------------
     def step(self, command: str, source: str, original: str | None = None, proposal=None) -> None:
+        self.cancel_proposal()
         self.mode = None
         self.set_phase("running")
         self.panel.show(command, source, note="running..." + (" (original kept)" if original else ""))

@@ -20,7 +20,7 @@ from typing import Callable
 
 from .checker import CheckReport, run_checks
 from .outcome import Outcome, classify, is_terminal, turn_operated
-from .policy.base import Policy, Proposal, Source, TokenCallback
+from .policy.base import Policy, Proposal, ProposalCancelled, Source, TokenCallback
 from .recorder import SCHEMA, Recorder
 from .sandbox import DEFAULT, open_sandbox
 from .sandbox.base import Sandbox
@@ -124,7 +124,12 @@ class Session:
             raise SessionError("this session has no policy; type commands with execute()")
         if self.ended:
             raise SessionError(f"the session has ended ({self.ended})")
-        proposal = self.policy.propose(list(self.messages), on_token=on_token)
+        try:
+            proposal = self.policy.propose(list(self.messages), on_token=on_token)
+        except ProposalCancelled:
+            if self.recorder is not None:
+                self.recorder.event("proposal_cancelled", step=self.steps + 1)
+            raise
         if self.recorder is not None:
             self.recorder.event("proposal", step=self.steps + 1, command=proposal.command,
                                 raw=proposal.raw, source=proposal.source, stats=proposal.stats)

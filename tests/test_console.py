@@ -340,6 +340,55 @@ async def test_the_proposal_streams_in_and_the_operator_can_override_meanwhile(t
     assert traj["outcome"]["ended_by"] == "stopped" and sources(tmp_path / "run") == ["operator"]
 
 
+class DrawlingPolicy:
+    """A slow model: one token every 50 ms for up to 30 s, unless the console cancels it."""
+
+    name = "drawling"
+
+    def __init__(self):
+        self.cancelled_after = None
+
+    def propose(self, messages, on_token=None):
+        from engine.policy.base import ProposalCancelled
+
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() - t0 < 30:
+                on_token("z")
+                time.sleep(0.05)
+        except ProposalCancelled:
+            self.cancelled_after = time.monotonic() - t0
+            raise
+        return Proposal(command="true", raw="z" * 600, source="model")
+
+    def close(self):
+        pass
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_an_operator_command_cancels_the_generation_it_would_wait_for(tmp_path):
+    policy = DrawlingPolicy()
+    app = make_app(tmp_path, lambda sc: policy)
+    async with app.run_test(size=SIZE) as pilot:
+        s = live(app)
+        text = lambda: str(s.query_one("#proposal-text").render())  # noqa: E731
+        await until(pilot, lambda: s.phase == "proposing" and "zzz" in text(), what="tokens streaming")
+        await pilot.press("o")
+        put(s, "touch ~/mine")
+        await pilot.press("enter")
+        await until(pilot, lambda: s.session.steps == 1 and s.phase == "proposing", timeout=10,
+                    what="the operator's step, well before the 30 s the model would take")
+        assert policy.cancelled_after is not None and policy.cancelled_after < 10
+        assert s.session.turns[0]["command"] == "touch ~/mine" and s.session.turns[0]["source"] == "operator"
+        cancelled, policy.cancelled_after = policy.cancelled_after, None
+        await pilot.press("q")                       # quitting cancels the next proposal too
+    assert policy.cancelled_after is not None and cancelled is not None
+    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "proposal_cancelled"] == [1, 2]
+    assert sources(tmp_path / "run") == ["operator"]
+
+
 def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
     from console.cli import config_from_args, run_console, run_replay
     from console.driver import load_named

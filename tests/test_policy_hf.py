@@ -205,3 +205,25 @@ def test_batched_sessions_keep_their_caches_and_answer_as_if_alone(tiny_model_di
         assert max(shared.batches) > 1                               # and they were decoded together
     finally:
         shared.close()
+
+
+def test_a_cancelled_generation_stops_and_the_policy_answers_as_before(tiny_model_dir):
+    from engine.policy.base import ProposalCancelled
+
+    fresh = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12)
+    expected = [p.raw for p in drive(fresh, 3)]
+    fresh.close()
+
+    policy = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12)
+    pieces = []
+
+    def stop_after_two(piece):
+        pieces.append(piece)
+        if len(pieces) == 2:
+            raise ProposalCancelled
+
+    with pytest.raises(ProposalCancelled):
+        policy.propose([DEMO[0]], on_token=stop_after_two)
+    assert len(pieces) == 2
+    assert [p.raw for p in drive(policy, 3)] == expected   # its KV cache was left consistent
+    policy.close()

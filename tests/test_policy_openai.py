@@ -266,6 +266,26 @@ def test_a_conversation_that_cannot_be_sent_is_a_policy_error(server):
     assert server.requests == []
 
 
+def test_a_cancelled_stream_stops_without_a_retry(server):
+    from engine.policy.base import ProposalCancelled
+
+    server.script = [("sse", [chunk("cat "), chunk("~/A"), chunk("SSIGNMENTS", "stop")]),
+                     ("json", 200, completion("ls"))]
+    p = policy(server, stream=True)
+    got = []
+
+    def cancel_at_second(piece):
+        got.append(piece)
+        if len(got) == 2:
+            raise ProposalCancelled
+
+    with pytest.raises(ProposalCancelled):
+        p.propose(CONVERSATION, on_token=cancel_at_second)
+    assert got == ["cat ", "~/A"] and len(server.requests) == 1   # not retried
+    assert p.propose(CONVERSATION).command == "ls"                # and the policy goes on
+    p.close()
+
+
 def test_the_registry_builds_it(server):
     p = make_policy("openai", base_url=server.url, model="m", max_tokens=8)
     assert isinstance(p, OpenAIPolicy) and p.stream is True

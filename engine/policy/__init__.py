@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Message, Policy, PolicyError, Proposal, Source, TokenCallback
+from .base import Message, Policy, PolicyError, Proposal, ProposalCancelled, Source, TokenCallback
 
 POLICIES = {
     "scripted": ("engine.policy.scripted", "ScriptedPolicy"),
@@ -27,5 +27,5 @@ def make_policy(name: str, **options) -> Policy:
     return policy_class(name)(**options)
 
 
-__all__ = ["POLICIES", "Message", "Policy", "PolicyError", "Proposal", "Source", "TokenCallback",
-           "make_policy", "policy_class"]
+__all__ = ["POLICIES", "Message", "Policy", "PolicyError", "Proposal", "ProposalCancelled", "Source",
+           "TokenCallback", "make_policy", "policy_class"]

@@ -22,6 +22,12 @@ class PolicyError(RuntimeError):
     """A policy could not propose (endpoint down, model failed to load, recording exhausted...)."""
 
 
+class ProposalCancelled(Exception):
+    """Raised from an `on_token` callback to stop a proposal while it is generated (the operator typed
+    their own command). Policies let it through untouched, with no retry and no wrapping, and stay
+    usable for the next step. Not a PolicyError: nothing failed."""
+
+
 @dataclass
 class Proposal:
     command: str
@@ -42,7 +48,8 @@ class Policy(Protocol):
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
         """Next command for the conversation `messages` (ends with a user turn).
 
-        `on_token`, when given, receives the text as it is produced (the console shows it forming).
+        `on_token`, when given, receives the text as it is produced (the console shows it forming);
+        it may raise ProposalCancelled to stop the generation.
         """
 
     def close(self) -> None:

@@ -30,7 +30,7 @@ import torch
 
 from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
 from ..typed import to_command
-from .base import Message, PolicyError, Proposal, TokenCallback
+from .base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
 
 from ..models import PRESETS  # name -> (base, adapter), shared with the CLI
 
@@ -187,8 +187,8 @@ class HFPolicy:
             try:
                 with torch.inference_mode():
                     return self._generate(window, on_token)
-            except PolicyError:
-                raise
+            except (PolicyError, ProposalCancelled):
+                raise  # cancelled between two tokens: the KV cache holds exactly what was fed
             except Exception as e:
                 self.reset()
                 raise PolicyError(f"{self.name}: generation failed: {type(e).__name__}: {e}") from e
