@@ -10,13 +10,12 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
 from .bridge import EngineBridge, TokenStream
 from .driver import ConsoleConfig, Driver
-from .panels import BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel
+from .panels import BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel, console_layout
 from .status import status_line
 from .terminal import TerminalPane
 
@@ -63,15 +62,7 @@ class LiveScreen(EngineBridge):
         self._keys = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teletype-keys")
 
     def compose(self):
-        yield Static(id="status")
-        with Horizontal(id="main"):
-            yield TerminalPane(id="terminal")
-            with VerticalScroll(id="side"):
-                yield ProposalPanel(id="proposal")
-                yield ChecksPanel(id="checks")
-                yield BudgetPanel(id="budget")
-                yield OutcomePanel(id="outcome")
-        yield Footer()
+        yield from console_layout(TerminalPane(id="terminal"), ProposalPanel(id="proposal"))
 
     @property
     def pane(self) -> TerminalPane:

@@ -10,9 +10,9 @@ import re
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
-from textual.widgets import Static, TextArea
+from textual.widgets import Footer, Static, TextArea
 
 SOURCE_STYLE = {"model": "bold cyan", "edited": "bold yellow", "operator": "bold magenta",
                 "scripted": "bold blue", "replay": "bold green"}
@@ -252,3 +252,17 @@ class OutcomePanel(Static):
             text.append(f"\n{note}", style="dim")
         self.update(text)
 
+
+def console_layout(pane, first):
+    """The layout the live and replay screens share, for their compose(): the status line; the terminal
+    `pane` beside a side column of `first` (the proposal, or the recorded turn), the checks, the budget
+    and the outcome; the footer."""
+    yield Static(id="status")
+    with Horizontal(id="main"):
+        yield pane
+        with VerticalScroll(id="side"):
+            yield first
+            yield ChecksPanel(id="checks")
+            yield BudgetPanel(id="budget")
+            yield OutcomePanel(id="outcome")
+    yield Footer()

@@ -10,16 +10,15 @@ from __future__ import annotations
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from engine.outcome import is_terminal
 
 from .cast import Recording, load_recording
 from .driver import ConsoleConfig
-from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel
+from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout
 from .status import shown_path
 from .terminal import TerminalPane
 
@@ -54,15 +53,7 @@ class ReplayScreen(Screen):
         self.shown = -1
 
     def compose(self):
-        yield Static(id="status")
-        with Horizontal(id="main"):
-            yield TerminalPane(id="terminal")
-            with VerticalScroll(id="side"):
-                yield Static(id="turn")
-                yield ChecksPanel(id="checks")
-                yield BudgetPanel(id="budget")
-                yield OutcomePanel(id="outcome")
-        yield Footer()
+        yield from console_layout(TerminalPane(id="terminal"), Static(id="turn"))
 
     @property
     def pane(self) -> TerminalPane:
