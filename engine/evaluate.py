@@ -200,22 +200,24 @@ def chart(summaries: list[dict], path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 3.6), dpi=120)
-    width = 0.8 / max(1, len(summaries))
+    n = len(summaries)
+    fig, ax = plt.subplots(figsize=(7 + 1.2 * max(0, n - 2), 3.6), dpi=120)
+    width = 0.8 / max(1, n)
     for i, s in enumerate(summaries):
         m = s["metrics"]["overall"]
         xs = [j + i * width for j in range(len(METRICS))]
         bars = ax.bar(xs, [m[k] for k in METRICS], width, label=f"{s['label']} (n={m['n']})")
-        ax.bar_label(bars, fmt="%.2f", fontsize=7)
-    ax.set_xticks([j + width * (len(summaries) - 1) / 2 for j in range(len(METRICS))],
+        ax.bar_label(bars, fmt="%.2f", fontsize=7 if n <= 2 else 6)
+    ax.set_xticks([j + width * (n - 1) / 2 for j in range(len(METRICS))],
                   ["operate", "terminate", "verified", "clean"])
-    ax.set_ylim(0, 1.3)
+    ax.set_ylim(0, 1.1)
     ax.set_yticks([0, 0.25, 0.5, 0.75, 1.0])
     ax.set_ylabel("rate")
-    ax.legend(fontsize=7, loc="upper center", ncol=min(3, len(summaries)), frameon=False)
+    # Below the axes, so that long labels never run off the figure or over the bars.
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=min(2, n), frameon=False)
     ax.set_title("teletype eval")
     fig.tight_layout()
-    fig.savefig(path)
+    fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 
