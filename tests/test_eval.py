@@ -169,3 +169,24 @@ def test_the_tiny_model_through_the_hf_policy_shares_one_model_and_batches(tmp_p
         assert sum(shared.batches) == 4 and max(shared.batches) > 1  # they were decoded together
     finally:
         shared.close()
+
+
+def test_the_readme_experiment_table_is_what_its_command_regenerates(tmp_path):
+    """The README's eval table comes from the committed results by the command the README gives."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    section = readme[readme.index("## The reference experiment"):]
+    section = section[:section.index("\n## ", 5)]
+    table = "\n".join(line for line in section.splitlines() if line.startswith("|"))
+    block = re.search(r"```sh\n(R=docs/eval-smollm2-runs\n.*?)```", section, re.S).group(1)
+    argv = shlex.split(block.split("\n", 1)[1].replace("\\\n", " ").replace("$R", "docs/eval-smollm2-runs"))
+    assert argv[:3] == ["teletype", "eval", "--compare"]
+    argv[argv.index("--report") + 1] = str(tmp_path / "report")
+    cli = subprocess.run([sys.executable, "-m", "engine.cli", *argv[1:]], cwd=REPO, capture_output=True,
+                         text=True, timeout=120)
+    assert cli.returncode == 0, cli.stderr
+    regenerated = (tmp_path / "report.md").read_text().split("\n\n")[0].strip()
+    assert table == regenerated
+    assert (tmp_path / "report.png").stat().st_size > 10_000
