@@ -40,6 +40,7 @@ Deterministic: no randomness, no clock; the same messages, tokenizer and budget 
 from __future__ import annotations
 
 import inspect
+import threading
 import weakref
 from dataclasses import dataclass
 from typing import Callable, NamedTuple, Sequence
@@ -121,6 +122,7 @@ class _TokenizerInfo:
         self.counts: dict[str, int] = {}
         self.elided: dict[tuple[str, int], str] = {}
         self.overheads: dict[str | None, tuple[int, int]] = {}
+        self.lock = threading.RLock()
 
     def count(self, texts: Sequence[str]) -> list[int]:
         missing = [t for t in dict.fromkeys(texts) if t not in self.counts]
@@ -135,21 +137,35 @@ class _TokenizerInfo:
 
 
 _INFO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_INFO_LOCK = threading.Lock()
 
 
 def _info(tokenizer) -> _TokenizerInfo:
     try:
-        info = _INFO.get(tokenizer)
-        if info is None:
-            info = _INFO[tokenizer] = _TokenizerInfo(tokenizer)
+        with _INFO_LOCK:
+            info = _INFO.get(tokenizer)
+            if info is None:
+                info = _INFO[tokenizer] = _TokenizerInfo(tokenizer)
         return info
     except TypeError:  # not weak-referenceable or not hashable: no caching
         return _TokenizerInfo(tokenizer)
 
 
+def tokenizer_lock(tokenizer) -> threading.RLock:
+    """The lock that every use of `tokenizer` here takes (hold it to call the tokenizer yourself).
+
+    A fast tokenizer is not safe to share between threads: a call with `split_special_tokens` (or other
+    settings) changes the shared Rust tokenizer's state, so a prompt rendered at the same moment in
+    another thread can come out with its control tokens split into text (seen with `teletype eval
+    --jobs N`, where every session renders its own prompt)."""
+    return _info(tokenizer).lock
+
+
 def count_tokens(tokenizer, text: str) -> int:
     """Tokens of `text` alone with the model's tokenizer (no special tokens added)."""
-    return _info(tokenizer).count([text])[0]
+    info = _info(tokenizer)
+    with info.lock:
+        return info.count([text])[0]
 
 
 def elision_line(lines: int, chars: int = 0) -> str:
@@ -327,6 +343,11 @@ def _exact_window(tokenizer, conv, step: int, start: int, budget: int) -> tuple[
 
 def prompt_window(tokenizer, messages: Sequence[Message], budget: int = DEFAULT_BUDGET) -> PromptWindow:
     """The serve prompt for `messages` (ending with a user turn) and what it kept."""
+    with tokenizer_lock(tokenizer):
+        return _prompt_window(tokenizer, messages, budget)
+
+
+def _prompt_window(tokenizer, messages: Sequence[Message], budget: int) -> PromptWindow:
     conv, _ = _prepare(tokenizer, messages, budget)
     if conv[-1]["role"] != "user":
         raise RenderError("the conversation must end with a user turn (the output and the next prompt)")
@@ -384,6 +405,11 @@ def render_training_examples(tokenizer, messages: Sequence[Message],
     every trained turn k: the serve prompt ids of turn k followed by the trained tokens of turn k are a
     prefix of the example's input_ids. Trailing user turns after the last answer are ignored.
     """
+    with tokenizer_lock(tokenizer):
+        return _render_training_examples(tokenizer, messages, budget)
+
+
+def _render_training_examples(tokenizer, messages: Sequence[Message], budget: int) -> list[TrainingExample]:
     conv, _ = _prepare(tokenizer, messages, budget)
     while conv and conv[-1]["role"] == "user":
         conv.pop()

@@ -334,3 +334,43 @@ def test_an_overlong_answer_is_cut_with_a_note():
     assert "cut" in note
     command, note = to_command("x" * (MAX_BYTES * 2))
     assert len(command.encode()) <= MAX_BYTES and "cut" in note
+
+
+def test_prompts_rendered_in_many_threads_at_once_are_the_prompts_rendered_alone(tiny_tokenizer):
+    """`teletype eval --jobs N` renders every session's prompt in its own thread, while token counting
+    (which asks the shared fast tokenizer to split control tokens) runs in others. Each prompt must
+    still be exactly the one rendered alone."""
+    import threading
+
+    from engine.render import count_tokens
+
+    conversations = [synthetic_conversation(4 + i, seed=i) for i in range(6)]
+    alone = [prompt_window(tiny_tokenizer, c).ids for c in conversations]
+    stop = threading.Event()
+    got, errors = [[] for _ in conversations], []
+
+    def render(i):
+        try:
+            for _ in range(15):
+                got[i].append(prompt_window(tiny_tokenizer, conversations[i]).ids)
+        except BaseException as exc:
+            errors.append(exc)
+
+    def count():
+        n = 0
+        while not stop.is_set():
+            count_tokens(tiny_tokenizer, f"[INST] control tokens </s> typed as text {n}")
+            n += 1
+
+    counters = [threading.Thread(target=count) for _ in range(2)]
+    renderers = [threading.Thread(target=render, args=(i,)) for i in range(len(conversations))]
+    for t in counters + renderers:
+        t.start()
+    for t in renderers:
+        t.join(60)
+    stop.set()
+    for t in counters:
+        t.join(10)
+    assert not errors, errors
+    for i, ids in enumerate(alone):
+        assert all(g == ids for g in got[i]), f"conversation {i}"

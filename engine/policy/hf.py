@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
+from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window, tokenizer_lock
 from ..typed import to_command
 from .base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
 
@@ -247,7 +247,8 @@ class HFPolicy:
 
     def _decode(self, ids: list[int]) -> str:
         # clean_up_tokenization_spaces would turn "ls ." into "ls." : never for commands.
-        return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        with tokenizer_lock(self.tokenizer):  # other sessions' threads may be rendering (eval --jobs N)
+            return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def close(self) -> None:
         self.reset()
