@@ -235,6 +235,36 @@ def compare(dirs: list[Path], report: Path, labels: list[str] | None = None) -> 
     return [md, js, chart(summaries, report.with_suffix(".png"))]
 
 
+def audit(out: Path, tokenizer) -> tuple[int, list[str]]:
+    """Render every recorded model step's prompt again, alone, with `tokenizer`, and compare its length
+    with the prompt_tokens the step recorded. Returns (steps checked, one line per mismatch).
+
+    A mismatch means the model saw a different prompt from the one its conversation renders to (a
+    tokenizer, template or renderer that changed since, or a bug such as the tokenizer race fixed in
+    engine.render); the outcomes of those sessions deserve a second run."""
+    from .render import DEFAULT_BUDGET, prompt_window
+
+    checked, problems = 0, []
+    for row in load_results(out).values():
+        path = out / row["run_dir"] / "trajectory.json"
+        try:
+            traj = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            problems.append(f"{path}: unreadable ({exc})")
+            continue
+        messages = traj.get("messages") or []
+        for k, turn in enumerate(traj.get("turns") or [], 1):
+            stats = turn.get("stats") or {}
+            if "prompt_tokens" not in stats:
+                continue  # not a model turn, or a backend that counts nothing
+            checked += 1
+            ids = prompt_window(tokenizer, messages[:2 * k - 1], stats.get("budget", DEFAULT_BUDGET)).ids
+            if len(ids) != stats["prompt_tokens"]:
+                problems.append(f"{row['scenario']} step {k}: the prompt renders to {len(ids)} tokens; "
+                                f"{stats['prompt_tokens']} were recorded")
+    return checked, problems
+
+
 # -- CLI -------------------------------------------------------------------------------------------
 def add_parser(sub, name: str = "eval") -> None:
     p = sub.add_parser(
@@ -259,11 +289,16 @@ def add_parser(sub, name: str = "eval") -> None:
     p.add_argument("--compare", nargs="+", metavar="EVAL_DIR", help="report finished evals side by side")
     p.add_argument("--labels", help="comma-separated labels for --compare")
     p.add_argument("--report", help="with --compare: output path prefix (.md, .json, .png)")
+    p.add_argument("--audit", metavar="EVAL_DIR",
+                   help="check that every recorded prompt renders again to its recorded length, with the "
+                        "tokenizer of --model/--base (exit 1 on a mismatch)")
     add_model_options(p)
     p.set_defaults(func=cmd_eval)
 
 
 def cmd_eval(args) -> int:
+    if args.audit:
+        return _cmd_audit(args)
     if args.compare:
         report = Path(args.report or "eval-report")
         for path in compare([Path(d) for d in args.compare], report,
@@ -283,3 +318,23 @@ def cmd_eval(args) -> int:
                        progress=not args.no_progress, label=args.label)
     print(markdown_report([summary]))
     return 0
+
+
+def _cmd_audit(args) -> int:
+    out = Path(args.audit)
+    if not (out / RESULTS).exists():
+        raise SystemExit(f"teletype eval --audit: {out}: no {RESULTS} (not an eval directory)")
+    choice = resolve_model(args, default=None)
+    if choice is None or choice.policy != "hf":
+        raise SystemExit("teletype eval --audit: name the model whose tokenizer the eval used (--model or --base)")
+    from transformers import AutoTokenizer
+
+    source = choice.options["base"]
+    adapter = choice.options.get("adapter")
+    if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
+        source = adapter  # as the hf policy does
+    checked, problems = audit(out, AutoTokenizer.from_pretrained(source))
+    for line in problems:
+        print(line)
+    print(f"{checked} recorded prompts checked, {len(problems)} mismatched")
+    return 1 if problems else 0

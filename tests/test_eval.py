@@ -150,6 +150,20 @@ def test_the_tiny_model_through_the_hf_policy_shares_one_model_and_batches(tmp_p
         assert traj["model"] == str(tiny_model_dir)
         assert all(t["source"] == "model" and "prompt_tokens" in t["stats"] for t in traj["turns"])
 
+    # The audit renders every recorded prompt again: all match; a doctored count is reported.
+    audit = [sys.executable, "-m", "engine.cli", "eval", "--audit", str(tmp_path / "ev"),
+             "--base", str(tiny_model_dir)]
+    ok = subprocess.run(audit, cwd=REPO, capture_output=True, text=True, timeout=120)
+    steps = sum(r["steps"] for r in summary["results"])
+    assert ok.returncode == 0 and f"{steps} recorded prompts checked, 0 mismatched" in ok.stdout, ok.stderr
+    row = summary["results"][0]
+    path = tmp_path / "ev" / row["run_dir"] / "trajectory.json"
+    traj = json.loads(path.read_text())
+    traj["turns"][0]["stats"]["prompt_tokens"] += 5
+    path.write_text(json.dumps(traj))
+    bad = subprocess.run(audit, cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 1 and f"{row['scenario']} step 1: the prompt renders to" in bad.stdout
+
     shared = SharedHF(jobs=4, base=str(tiny_model_dir), max_new_tokens=8)
     try:
         messages = [{"role": "user", "content": "teletype 0.1.0 host: h user: u shell: /bin/sh\nu@h:~$ "}]
