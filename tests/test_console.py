@@ -2,7 +2,8 @@
 
 Each test runs the app headless at 160x48, waits on conditions (never fixed sleeps), and asserts on
 what the recording says: trajectory.json provenance per turn, outcomes, the cast. The pane's parts
-(buffer, emulator, key mapping) are tested directly first.
+(buffer, emulator, key mapping) are tested without the app in test_console_parts.py; the console with
+a model behind it (streaming, cancelling, failing) in test_console_model.py. The helpers here serve all.
 """
 from __future__ import annotations
 
@@ -17,9 +18,6 @@ import pytest
 from console.app import ConsoleApp
 from console.driver import ConsoleConfig
 from console.live import LiveScreen
-from console.panels import needs_more
-from console.terminal import OutputBuffer
-from console.vt import JUMP_AT, JUMP_KEEP, Feeder, StripRenderer, key_bytes, screen_text
 from engine.policy.base import PolicyError, Proposal
 from engine.policy.scripted import ScriptedPolicy
 from engine.shell import Limits
@@ -118,129 +116,6 @@ class SlowPolicy:
         pass
 
 
-# -- the pane's parts, without a UI ----------------------------------------------------------------
-def test_output_buffer_posts_once_until_drained():
-    posts = []
-    buf = OutputBuffer(lambda: posts.append(1))
-    for _ in range(100):
-        buf.write(b"y\r\n")
-    assert len(posts) == 1
-    assert buf.take() == b"y\r\n" * 100 and buf.received == 300
-    buf.write(b"x")
-    assert len(posts) == 2
-
-
-def test_one_incremental_decoder_keeps_split_characters_whole():
-    f = Feeder(20, 3)
-    data = "héllo ✓ 日本\r\n".encode()
-    for i in range(len(data)):  # byte by byte: every multi-byte character arrives split
-        f.add(data[i:i + 1])
-    f.feed()
-    assert screen_text(f.screen).startswith("héllo ✓ 日本")
-    assert "\ufffd" not in screen_text(f.screen)
-
-
-def test_jump_scroll_keeps_the_newest_lines_from_a_line_start():
-    f = Feeder(40, 10)
-    lines = "".join(f"\x1b[1mline\x1b[0m {i}\r\n" for i in range(30000))
-    assert len(lines) > JUMP_AT
-    f.add(lines.encode())
-    assert f.skipped > 0 and JUMP_KEEP - 100 <= len(f.backlog) <= JUMP_KEEP
-    assert f.backlog.startswith("\x1b[1mline")
-    f.feed()
-    assert screen_text(f.screen).splitlines()[-1] == "line 29999"
-    assert len(f.screen.history) > 1000
-
-
-def test_plain_floods_jump_to_the_last_screenfuls():
-    f = Feeder(40, 10)
-    prompt = "\x1b]7770;nonce;0\x07\x1b[1m$\x1b[0m "
-    f.add(("".join(f"line {i}\r\n" for i in range(20000)) + prompt).encode())
-    assert f.backlog.count("\n") == 30 and f.backlog.startswith("line 19970")
-    f.feed()
-    assert screen_text(f.screen).splitlines()[-2:] == ["line 19999", "$"]
-    assert f.screen.buffer[9][0].bold
-
-
-def test_budgeted_feed_stops_early_and_resumes():
-    f = Feeder(40, 10)
-    f.add(("y\r\n" * 20000).encode())
-    f.feed(budget_s=0.001, slice_chars=512)
-    assert f.backlog
-    while f.backlog:
-        f.feed(budget_s=0.05)
-    assert screen_text(f.screen).splitlines()[-1] == "y"
-
-
-def test_scrollback_rows_are_compact_runs_that_render_as_they_were():
-    from console.vt import TermScreen
-
-    screen = TermScreen(30, 2)
-    f = Feeder(30, 2, screen)
-    f.add("plain \x1b[1;31mbold red\x1b[0m\tend\r\nnext\r\nlast")
-    f.feed()
-    runs = screen.history[0]
-    assert runs == (("plain ", ("default", "default", False, False, False, False, False, False)),
-                    ("bold red", ("red", "default", True, False, False, False, False, False)),
-                    ("  end", ("default", "default", False, False, False, False, False, False)))
-    strip = StripRenderer().history_line(runs, 30)
-    assert strip.cell_length == 30 and strip.text.rstrip() == "plain bold red  end"
-    assert screen_text(screen, history=True).splitlines() == ["plain bold red  end", "next", "last"]
-
-
-def test_a_shorter_screen_drops_blank_rows_first_then_scrolls_into_history():
-    f = Feeder(20, 10)
-    f.add("one\r\ntwo\r\n$ ")
-    f.feed()
-    f.screen.resize(5, 20)
-    assert screen_text(f.screen).splitlines() == ["one", "two", "$"] and not f.screen.history
-    f.screen.resize(2, 20)
-    assert screen_text(f.screen).splitlines() == ["two", "$"] and len(f.screen.history) == 1
-    assert f.screen.cursor.y == 1 and f.screen.cursor.x == 2
-    f.screen.resize(6, 12)
-    assert f.screen.lines == 6 and screen_text(f.screen).splitlines()[:2] == ["two", "$"]
-
-
-def test_strips_keep_colours_and_the_cursor():
-    f = Feeder(20, 2)
-    f.add("\x1b[31mred\x1b[0m \x1b[1;38;5;33mbold\x1b[0m")
-    f.feed()
-    r = StripRenderer()
-    strip = r.line(f.screen.buffer[0], 20, cursor_x=f.screen.cursor.x)
-    assert strip.cell_length == 20
-    segs = [s for s in strip if s.text.strip()]
-    assert segs[0].text == "red" and segs[0].style.color.name == "color(1)"
-    assert segs[1].style.bold and segs[1].style.color.triplet is not None
-    assert any(s.style.reverse for s in strip)  # the cursor cell
-
-
-def test_budget_panel_reads_both_model_backends():
-    from console.panels import _timing
-
-    hf = {"prompt_tokens": 1800, "budget": 3072, "cached_tokens": 1500, "prefill_tokens": 300,
-          "new_tokens": 12, "prefill_s": 0.04, "decode_s": 0.3}
-    assert _timing(hf) == ["prefill 0.04 s (300 tok, 1500 cached)", "decode 0.30 s (12 tok, 40 tok/s)"]
-    remote = {"latency_s": 1.5, "first_token_s": 0.5, "new_tokens": 20, "prompt_tokens": 900}
-    assert _timing(remote) == ["first token 0.50 s", "decode 1.00 s (20 tok, 20 tok/s)"]
-    assert _timing({}) == []
-
-
-def test_keys_map_to_what_a_terminal_sends():
-    assert key_bytes("enter", "\r") == b"\r"
-    assert key_bytes("ctrl+d", None) == b"\x04"
-    assert key_bytes("up", None) == b"\x1b[A" and key_bytes("up", None, app_cursor=True) == b"\x1bOA"
-    assert key_bytes("a", "a") == b"a" and key_bytes("ü", "ü") == "ü".encode()
-
-
-@pytest.mark.parametrize("text, more", [
-    ("ls -l", False), ("echo 'open", True), ('echo "a b" \\', True), ("cat > f <<EOF\nx", True),
-    ("cat > f <<'EOF'\nx\nEOF", False), ("cat <<-END\n\tx\n\tEND", False), ("echo it\\'s", False),
-])
-def test_needs_more_follows_the_shell(text, more):
-    assert needs_more(text) is more
-
-
-# -- whole sessions --------------------------------------------------------------------------------
 @needs_bwrap
 @pytest.mark.asyncio
 async def test_step_edit_override_and_exit_record_provenance(tmp_path):
@@ -297,96 +172,6 @@ async def test_auto_mode_runs_streams_and_pauses(tmp_path):
         s = await ended(pilot)
         assert s.session.outcome.outcome == "success"
     assert set(sources(tmp_path / "run")) == {"model"}
-
-
-class GatedPolicy:
-    """Streams the first word, then waits for the test to let it finish."""
-
-    name = "gated"
-
-    def __init__(self):
-        import threading
-
-        self.gate = threading.Event()
-
-    def propose(self, messages, on_token=None):
-        on_token("cat ")
-        self.gate.wait(10)
-        on_token("~/ASSIGNMENTS")
-        return Proposal(command="cat ~/ASSIGNMENTS", raw="cat ~/ASSIGNMENTS", source="model")
-
-    def close(self):
-        self.gate.set()
-
-
-@needs_bwrap
-@pytest.mark.asyncio
-async def test_the_proposal_streams_in_and_the_operator_can_override_meanwhile(tmp_path):
-    policy = GatedPolicy()
-    app = make_app(tmp_path, lambda sc: policy)
-    async with app.run_test(size=SIZE) as pilot:
-        s = live(app)
-        text = lambda: str(s.query_one("#proposal-text").render())  # noqa: E731
-        await until(pilot, lambda: s.phase == "proposing" and "cat" in text(), what="the first token")
-        assert "ASSIGNMENTS" not in text() and s.proposal is None
-        await pilot.press("o")                                       # override while it proposes
-        put(s, "ls ~")
-        await pilot.press("enter")
-        policy.gate.set()                                            # the proposal lands late: ignored
-        s = await ready(pilot, 1)
-        assert s.session.turns[0]["command"] == "ls ~" and s.session.turns[0]["source"] == "operator"
-        await pilot.press("q")                                       # quit finishes the session
-    traj = trajectory(tmp_path / "run")
-    assert traj["outcome"]["ended_by"] == "stopped" and sources(tmp_path / "run") == ["operator"]
-
-
-class DrawlingPolicy:
-    """A slow model: one token every 50 ms for up to 30 s, unless the console cancels it."""
-
-    name = "drawling"
-
-    def __init__(self):
-        self.cancelled_after = None
-
-    def propose(self, messages, on_token=None):
-        from engine.policy.base import ProposalCancelled
-
-        t0 = time.monotonic()
-        try:
-            while time.monotonic() - t0 < 30:
-                on_token("z")
-                time.sleep(0.05)
-        except ProposalCancelled:
-            self.cancelled_after = time.monotonic() - t0
-            raise
-        return Proposal(command="true", raw="z" * 600, source="model")
-
-    def close(self):
-        pass
-
-
-@needs_bwrap
-@pytest.mark.asyncio
-async def test_an_operator_command_cancels_the_generation_it_would_wait_for(tmp_path):
-    policy = DrawlingPolicy()
-    app = make_app(tmp_path, lambda sc: policy)
-    async with app.run_test(size=SIZE) as pilot:
-        s = live(app)
-        text = lambda: str(s.query_one("#proposal-text").render())  # noqa: E731
-        await until(pilot, lambda: s.phase == "proposing" and "zzz" in text(), what="tokens streaming")
-        await pilot.press("o")
-        put(s, "touch ~/mine")
-        await pilot.press("enter")
-        await until(pilot, lambda: s.session.steps == 1 and s.phase == "proposing", timeout=10,
-                    what="the operator's step, well before the 30 s the model would take")
-        assert policy.cancelled_after is not None and policy.cancelled_after < 10
-        assert s.session.turns[0]["command"] == "touch ~/mine" and s.session.turns[0]["source"] == "operator"
-        cancelled, policy.cancelled_after = policy.cancelled_after, None
-        await pilot.press("q")                       # quitting cancels the next proposal too
-    assert policy.cancelled_after is not None and cancelled is not None
-    events = [json.loads(line) for line in (tmp_path / "run" / "events.jsonl").read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "proposal_cancelled"] == [1, 2]
-    assert sources(tmp_path / "run") == ["operator"]
 
 
 def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
@@ -518,45 +303,6 @@ async def test_restart_recording_toggle_and_scenario_picker(tmp_path, monkeypatc
     assert trajectory(second)["outcome"]["ended_by"] == "stopped"
 
 
-class BrokenPolicy:
-    name = "broken"
-
-    def propose(self, messages, on_token=None):
-        raise PolicyError("the endpoint is down (connection refused)")
-
-    def close(self):
-        pass
-
-
-@needs_bwrap
-@pytest.mark.asyncio
-async def test_model_and_sandbox_errors_are_shown_and_the_console_stays_usable(tmp_path):
-    app = make_app(tmp_path, lambda sc: BrokenPolicy())
-    async with app.run_test(size=SIZE) as pilot:
-        s = await ready(pilot, 0, proposal=False)
-        await until(pilot, lambda: s.error is not None, what="the error")
-        assert "endpoint is down" in s.error
-        await until(pilot, lambda: any("endpoint is down" in n.message for n in app._notifications),
-                    what="a notification")
-        await pilot.press("o")
-        await type_text(pilot, "exit\n")
-        s = await ended(pilot)
-    def no_model(sc):
-        raise OSError("model weights not found")
-
-    app = make_app(tmp_path / "c", no_model)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await ready(pilot, 0, proposal=False)
-        assert not s.use_policy and "weights not found" in s.error and s.panel.editor.has_focus
-    app = make_app(tmp_path / "b", None, scenario="nosuch/scenario")
-    async with app.run_test(size=SIZE) as pilot:
-        s = live(app)
-        await until(pilot, lambda: s.phase == "failed", what="the start to fail")
-        assert "nosuch" in s.error
-        s.switch_scenario("permissions/deploy_exec")                 # still usable
-        await ready(pilot, 0, proposal=False)
-
-
 @needs_bwrap
 @pytest.mark.asyncio
 async def test_flood_keeps_the_event_loop_responsive(tmp_path):
@@ -604,29 +350,6 @@ async def test_resize_reaches_the_pty(tmp_path):
         assert f"{s.pane.grid[0]} {s.pane.grid[1]}" in s.pane.text()
 
 
-@needs_bwrap
-@pytest.mark.asyncio
-async def test_tiny_model_proposes_through_the_console(tmp_path, request):
-    if not (Path(__file__).parent.parent / "engine" / "policy" / "hf.py").exists():
-        pytest.skip("engine/policy/hf.py is not there yet")
-    pytest.importorskip("torch")
-    tiny = request.getfixturevalue("tiny_model_dir")
-    from engine.policy.hf import HFPolicy
-
-    policy = HFPolicy(base=str(tiny), max_new_tokens=8)
-    app = make_app(tmp_path, lambda sc: policy)
-    async with app.run_test(size=SIZE) as pilot:
-        s = await ready(pilot, 0)
-        assert s.proposal.source == "model" and s.proposal.stats.get("prompt_tokens")
-        await pilot.press("r")
-        s = await ready(pilot, 1)
-        await pilot.press("x")
-        await ended(pilot)
-    assert sources(tmp_path / "run") == ["model", "operator"]
-    assert trajectory(tmp_path / "run")["turns"][0]["stats"]["budget"]
-
-
-# -- snapshots -------------------------------------------------------------------------------------
 def check_snapshot(app, name: str) -> None:
     """Compare the app's SVG screenshot with tests/snapshots/NAME.svg (TELETYPE_UPDATE_SNAPSHOTS=1
     rewrites it). Volatile parts are made deterministic by the test (fixed run dir, no timings)."""
