@@ -28,7 +28,8 @@ from pathlib import Path
 
 import torch
 
-from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window, tokenizer_lock
+from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
+from ..tokens import tokenizer_lock
 from ..typed import to_command
 from .base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
 
