@@ -12,7 +12,9 @@ def _key(k: str) -> str:
     return k if _BARE_KEY.fullmatch(k) else _basic(k)
 
 
-def _basic(s: str) -> str:
+def _escape(s: str, newline: str) -> str:
+    """`s` escaped for a TOML basic string; a newline becomes `newline` (escaped, or kept in a
+    multi-line string)."""
     out = []
     for ch in s:
         o = ord(ch)
@@ -21,14 +23,18 @@ def _basic(s: str) -> str:
         elif ch == '"':
             out.append('\\"')
         elif ch == "\n":
-            out.append("\\n")
+            out.append(newline)
         elif ch == "\t":
             out.append("\\t")
         elif o < 0x20 or o == 0x7F:
             out.append(f"\\u{o:04x}")
         else:
             out.append(ch)
-    return '"' + "".join(out) + '"'
+    return "".join(out)
+
+
+def _basic(s: str) -> str:
+    return '"' + _escape(s, "\\n") + '"'
 
 
 def _literal_ok(s: str) -> bool:
@@ -39,22 +45,7 @@ def _literal_ok(s: str) -> bool:
 def _multiline(s: str) -> str:
     if _literal_ok(s):
         return "'''\n" + s + "'''"
-    out = []
-    for ch in s:
-        o = ord(ch)
-        if ch == "\\":
-            out.append("\\\\")
-        elif ch == '"':
-            out.append('\\"')
-        elif ch in "\n":
-            out.append(ch)
-        elif ch == "\t":
-            out.append("\\t")
-        elif o < 0x20 or o == 0x7F:
-            out.append(f"\\u{o:04x}")
-        else:
-            out.append(ch)
-    return '"""\n' + "".join(out) + '"""'
+    return '"""\n' + _escape(s, "\n") + '"""'
 
 
 def toml_value(v) -> str:
