@@ -95,9 +95,28 @@ def config_from_args(args) -> ConsoleConfig:
         runs=Path(args.runs), record=not args.no_record)
 
 
+def no_terminal(command: str) -> str | None:
+    """Why the console cannot draw here (None: it can). Textual reads keys from stdin and draws on
+    stderr; with either redirected it would draw into a file, or spin with no keyboard at all."""
+    import sys
+
+    bad = [name for name, f in (("stdin", sys.stdin), ("stdout", sys.stdout), ("stderr", sys.stderr))
+           if f is None or not f.isatty()]
+    if not bad:
+        return None
+    return (f"teletype {command}: needs a terminal, and {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} "
+            "not one (redirected or piped?). Run it in a terminal; for sessions without one use "
+            "`teletype run` (one scenario) or `teletype eval` (many).")
+
+
 def run_console(args) -> int:
+    import sys
+
     from .app import ConsoleApp
 
+    if (why := no_terminal("console")) is not None:
+        print(why, file=sys.stderr)
+        return 2
     ConsoleApp(config_from_args(args)).run()
     return 0
 
@@ -108,5 +127,10 @@ def run_replay(args) -> int:
     from .app import ConsoleApp
 
     load_run(args.run)  # a bad directory fails here, with the recorder's message, before the UI opens
+    if (why := no_terminal("replay")) is not None:
+        import sys
+
+        print(why, file=sys.stderr)
+        return 2
     ConsoleApp(config_from_args(args), replay=args.run).run()
     return 0

@@ -147,12 +147,13 @@ def cmd_scenarios_generate(args) -> int:
 
 # -- export ----------------------------------------------------------------------------------------
 def cmd_export(args) -> int:
-    from .export import Selection, export_jsonl
+    from .export import export_jsonl, make_selection
 
-    sel = Selection(include_unclean=args.all,
-                    sources=set(args.source.split(",")) if args.source else None,
-                    archetypes=set(args.archetype.split(",")) if args.archetype else None,
-                    splits=set(args.split.split(",")) if args.split else None)
+    sel = make_selection(include_unclean=args.all,
+                         sources=set(args.source.split(",")) if args.source else None,
+                         archetypes=set(args.archetype.split(",")) if args.archetype else None,
+                         splits=set(args.split.split(",")) if args.split else None,
+                         include_heldout=args.include_heldout)
     n, skipped = export_jsonl(args.runs, args.output, sel)
     for path, why in skipped:
         if args.verbose:
@@ -245,7 +246,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("--source", help="keep sessions whose turns all come from these provenances "
                                     "(comma-separated: model,edited,operator,scripted,replay)")
     e.add_argument("--archetype", help="keep only these archetypes (comma-separated)")
-    e.add_argument("--split", help="keep only these splits (comma-separated)")
+    e.add_argument("--split", help="keep only these splits (comma-separated; naming heldout here is "
+                                   "the one way besides --include-heldout to export held-out sessions)")
+    e.add_argument("--include-heldout", action="store_true",
+                   help="also export held-out sessions (left out by default, as in teletype train: "
+                        "an eval on them is no longer honest once they are trained on)")
     e.add_argument("-v", "--verbose", action="store_true", help="say why each skipped run was skipped")
     e.set_defaults(func=cmd_export)
 

@@ -329,8 +329,7 @@ def _cmd_audit(args) -> int:
         raise SystemExit("teletype eval --audit: name the model whose tokenizer the eval used (--model or --base)")
     from transformers import AutoTokenizer
 
-    source = choice.options["base"]
-    adapter = choice.options.get("adapter")
+    source, adapter = choice.resolved()
     if adapter and (Path(adapter) / "tokenizer_config.json").is_file():
         source = adapter  # as the hf policy does
     checked, problems = audit(out, AutoTokenizer.from_pretrained(source))

@@ -1,7 +1,9 @@
 """Recordings to training data: one JSONL file, `{"messages": [...]}` a line.
 
 By default only verified, cleanly ended sessions are kept (success, or correct_panic): a
-demonstration that ended wrong teaches the wrong thing. train/ uses the same selection.
+demonstration that ended wrong teaches the wrong thing. Held-out sessions stay out unless asked for
+by name (`--split heldout` or `--include-heldout`), so that data exported for training never holds
+what `teletype eval heldout` measures. train/ uses the same selection and the same flags.
 """
 from __future__ import annotations
 
@@ -38,6 +40,17 @@ class Selection:
         if split in self.exclude_splits:
             return f"split {split}"
         return None
+
+
+def make_selection(include_unclean: bool = False, sources: set[str] | None = None,
+                   archetypes: set[str] | None = None, splits: set[str] | None = None,
+                   include_heldout: bool = False) -> Selection:
+    """The session filter of `teletype export` (and `teletype train`): held-out splits stay out unless
+    `splits` names them or `include_heldout`."""
+    named = set(splits or ())
+    return Selection(include_unclean=include_unclean, sources=set(sources) if sources else None,
+                     archetypes=set(archetypes) if archetypes else None, splits=named or None,
+                     exclude_splits=set() if include_heldout or "heldout" in named else {"heldout"})
 
 
 def find_runs(paths: list[str | Path]) -> list[Path]:

@@ -63,16 +63,32 @@ class ModelChoice:
 
     @property
     def label(self) -> str:
+        """What people see: a preset by its name, never the cache path it resolves to."""
         o = self.options
         if self.policy == "hf":
-            return o["base"] + (f"+{o['adapter']}" if o.get("adapter") else "")
+            base = o.get("base") or o.get("model") or "?"
+            return base + (f"+{o['adapter']}" if o.get("adapter") else "")
         if self.policy == "openai":
             return f"{o['model']}@{o['base_url']}"
         return self.policy
 
+    def resolved(self) -> tuple[str, str | None]:
+        """(base, adapter) of an hf choice, a preset's base resolved (which may convert the embedded
+        model once: call this where that may take a while, not before a UI is up)."""
+        o = self.options
+        base, adapter = o.get("base"), o.get("adapter")
+        if o.get("model") in PRESETS:
+            preset_base, preset_adapter = PRESETS[o["model"]]
+            base = base or (preset_base() if callable(preset_base) else preset_base)
+            adapter = adapter if adapter is not None else preset_adapter
+        return str(base), adapter
+
 
 def resolve_model(args: argparse.Namespace, default: str | None = "scripted") -> ModelChoice | None:
-    """Turn the model options into a policy name and its keyword options (None: no policy)."""
+    """Turn the model options into a policy name and its keyword options (None: no policy).
+
+    A preset stays a name here (the hf policy resolves it when it loads), so nothing slow happens
+    before the caller is ready; a name that is no preset is looked up at once (check_model)."""
     policy = args.policy
     if policy is None:
         if args.endpoint:
@@ -84,16 +100,19 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
     if policy is None:
         return None
     if policy == "hf":
-        base, adapter = args.base, args.adapter
+        base, adapter, preset = args.base, args.adapter, None
         if args.model in PRESETS:
-            preset_base, preset_adapter = PRESETS[args.model]
-            base = base or (preset_base() if callable(preset_base) else preset_base)
-            adapter = adapter if adapter is not None else preset_adapter
+            preset = args.model
         elif args.model:
             base = base or args.model
-        if not base:
+        if not base and not preset:
             raise SystemExit("teletype: --policy hf needs --model or --base")
-        return ModelChoice("hf", {"base": base, "adapter": adapter, "device": args.device,
+        if base:
+            check_model(base, "--base" if args.base else "--model")
+        options = {"base": base, "adapter": adapter}
+        if preset:
+            options["model"] = preset
+        return ModelChoice("hf", {**options, "device": args.device,
                                   "dtype": None if args.dtype == "auto" else args.dtype,
                                   "budget": args.budget, "max_new_tokens": args.max_new_tokens})
     if policy == "openai":
@@ -108,6 +127,55 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
             raise SystemExit("teletype: --policy replay needs --replay RUN")
         return ModelChoice("replay", {"recording": args.replay})
     return ModelChoice(policy, {})
+
+
+HUB_TIMEOUT = 5.0
+"""Seconds to wait for the hub when a model name is neither a preset nor a local directory."""
+
+
+def check_model(name: str, option: str = "--model") -> None:
+    """Fail at once, in words, when `name` is not a model teletype can load: not a preset, not a local
+    model directory, and not on the hub (or the hub cannot be asked). A local directory or a hub id
+    already in the local cache passes without a network call; otherwise one quick request to the hub
+    decides (never the retries a model download would make)."""
+    path = Path(name).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise SystemExit(f"teletype: {option} {name}: the directory has no config.json "
+                             "(expected a transformers model directory)")
+        return
+    presets = ", ".join(PRESETS)
+    looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists()
+    if looks_local:
+        raise SystemExit(f"teletype: {option} {name}: not a preset ({presets}) and no such directory "
+                         f"({path.resolve()})")
+    head = (f"teletype: {option} {name!r} is not a preset ({presets}), not a local directory "
+            f"(no {path.resolve()}), and ")
+    try:
+        from huggingface_hub import constants, model_info, try_to_load_from_cache
+        from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
+    except ImportError:
+        raise SystemExit(head + "huggingface_hub is not installed to look it up on the hub "
+                                "(pip install -e '.[model]')") from None
+    try:
+        if isinstance(try_to_load_from_cache(name, "config.json"), str):
+            return  # downloaded before: loads offline
+    except HFValidationError as exc:
+        raise SystemExit(head + f"not a valid hub id either ({exc})") from None
+    if constants.HF_HUB_OFFLINE:
+        raise SystemExit(head + "the hub is off (HF_HUB_OFFLINE is set) and it is not in the local "
+                                f"cache ({constants.HF_HUB_CACHE})")
+    try:
+        model_info(name, timeout=HUB_TIMEOUT)
+    except GatedRepoError:
+        return  # it exists; loading says what access it needs
+    except RepositoryNotFoundError:
+        raise SystemExit(head + f"the hub ({constants.ENDPOINT}) has no model {name!r} (or it is private: "
+                                "log in with `hf auth login`)") from None
+    except Exception as exc:
+        raise SystemExit(head + f"the hub ({constants.ENDPOINT}) cannot be reached to look it up "
+                                f"({type(exc).__name__}: {exc}); offline, give a preset or a local "
+                                "model directory") from None
 
 
 def build_policy(choice: ModelChoice, scenario=None):

