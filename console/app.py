@@ -29,6 +29,10 @@ class ConsoleApp(App):
     TITLE = "teletype"
     COMMANDS = App.COMMANDS | {ScenarioCommands}
     ENABLE_COMMAND_PALETTE = True
+    # The screens get one of these classes by the terminal's width (app.tcss sizes the side column by
+    # them): the shell pane keeps most of the width at any size.
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (120, "-medium"), (160, "-wide")]
+    VERTICAL_BREAKPOINTS = [(0, "-short"), (30, "-tall")]
 
     def __init__(self, config: ConsoleConfig | None = None, *, replay: str | Path | None = None):
         super().__init__()

@@ -60,6 +60,13 @@ class EngineBridge(Screen):
             super().__init__()
             self.gen, self.report = gen, report
 
+    class Note(Message):
+        """What a start is doing while it takes a while (loading the model...)."""
+
+        def __init__(self, gen: int, text: str) -> None:
+            super().__init__()
+            self.gen, self.text = gen, text
+
     class Streaming(Message):
         def __init__(self, gen: int, stream: TokenStream) -> None:
             super().__init__()
@@ -104,7 +111,8 @@ class EngineBridge(Screen):
     def _start(self, gen, spec, rows, cols, record, replay) -> None:
         try:
             self.driver.start(spec, rows=rows, cols=cols, record=record, use_policy=self.use_policy,
-                              replay=replay, on_output=self._listener(gen))
+                              replay=replay, on_output=self._listener(gen),
+                              on_note=lambda text: self.post_message(self.Note(gen, text)))
             report = self.driver.check()
         except Exception as exc:
             self.post_message(self.Failed(gen, "start", exc))

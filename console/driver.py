@@ -82,21 +82,28 @@ class Driver:
     # -- lifecycle ---------------------------------------------------------------------------------
     def start(self, spec: str, *, rows: int, cols: int, record: bool, use_policy: bool = True,
               replay: list[str] | None = None,
-              on_output: Callable[[bytes], None] | None = None) -> tuple[Session, str]:
+              on_output: Callable[[bytes], None] | None = None,
+              on_note: Callable[[str], None] | None = None) -> tuple[Session, str]:
         """Finish any current session, start one on `spec`, and re-type `replay` (branching).
-        `on_output` receives the raw pty stream on the reader thread."""
+        `on_output` receives the raw pty stream on the reader thread; `on_note` hears what start is
+        doing when it takes a while (loading the model, re-typing a branch's commands)."""
+        note = on_note or (lambda text: None)
         with self.lock:
             self._finish_locked("stopped")
             scenario = load_named(spec)
             policy = None
             self.policy_error = None
             if use_policy and self.config.policy is not None:
+                if not self._policies:
+                    note("loading the model (the embedded one is converted once, on first use: about a "
+                         "minute; then a few seconds)...")
                 try:
                     policy = self.config.policy(scenario)
                 except Exception as exc:  # a model that fails to load: the operator types instead
                     self.policy_error = exc
                 if policy is not None and policy not in self._policies:
                     self._policies.append(policy)
+                note("starting the sandbox...")
             record_dir = None
             if record:
                 record_dir = self._fixed_dir or default_run_dir(self.config.runs, scenario.name)
@@ -108,6 +115,8 @@ class Driver:
                               on_output=on_output)
             self.session, self.scenario = session, scenario
             orientation = session.start()
+            if replay:
+                note(f"re-typing the first {len(replay)} commands...")
             for command in replay or []:
                 result = session.execute(command, source="replay")
                 if result.ended:

@@ -15,7 +15,8 @@ from textual.worker import Worker, WorkerState
 
 from .bridge import EngineBridge, TokenStream
 from .driver import ConsoleConfig, Driver
-from .panels import BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel, console_layout
+from .panels import (BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel, console_layout,
+                     fit)
 from .status import status_line
 from .terminal import TerminalPane
 
@@ -25,18 +26,21 @@ TYPE_HINT = "enter runs · esc cancels · an open quote or heredoc continues the
 
 class LiveScreen(EngineBridge):
     BINDINGS = [
+        # In the footer's order: the keys a session needs come first, so a narrow footer cuts only
+        # the ones the command palette (ctrl+p) also offers.
         Binding("r", "run", "Run"),
+        Binding("r", "retry", "Retry"),  # instead of Run when the model failed to propose
         Binding("e", "edit", "Edit"),
         Binding("o", "override", "Override"),
-        Binding("a", "auto", "Auto/pause"),
+        Binding("a", "auto", "Auto"),
         Binding("t", "takeover", "Take over"),
-        Binding("c", "check", "Check"),
         Binding("x", "end_exit", "Exit"),
         Binding("p", "end_panic", "Panic"),
+        Binding("q", "quit", "Quit"),
+        Binding("c", "check", "Check"),
         Binding("R", "restart", "Restart"),
         Binding("s", "scenarios", "Scenarios"),
         Binding("w", "record", "Rec on/off"),
-        Binding("q", "quit", "Quit"),
         Binding("ctrl+right_square_bracket", "hand_back", "Hand the keyboard back"),
     ]
 
@@ -57,6 +61,8 @@ class LiveScreen(EngineBridge):
         self.mode: str | None = None
         """What the open editor is for: edit, override, panic (None: closed)."""
         self.error: str | None = None
+        self.propose_error: str | None = None
+        """Why the model's last proposal failed (r retries), None when it did not."""
         self._stream: TokenStream | None = None
         """The proposal being generated, cancelled when the operator acts before it is done."""
         self._keys = ThreadPoolExecutor(max_workers=1, thread_name_prefix="teletype-keys")
@@ -77,8 +83,13 @@ class LiveScreen(EngineBridge):
         return self.driver.session if self.driver else None
 
     def on_mount(self) -> None:
+        fit(self)  # the layout for this size before the first refresh: the session starts at the pane's size
         self.driver = Driver(self.config)
         self.call_after_refresh(self.begin)
+
+    def on_resize(self) -> None:
+        fit(self)
+        self.query_one("#status", Static).update(status_line(self))
 
     def on_unmount(self) -> None:
         self.cancel_proposal()
@@ -99,8 +110,11 @@ class LiveScreen(EngineBridge):
         if action == "hand_back":
             return False
         live = self.phase not in ("starting", "ended", "failed")
-        if action in ("run", "edit", "auto") and not self.use_policy:
+        if action in ("run", "edit", "auto", "retry") and not self.use_policy:
             return False
+        if action == "retry" or (action == "run" and self.propose_error):  # r is Run or Retry, not both
+            failed = self.propose_error is not None and self.phase == "ready" and self.mode is None
+            return failed if action == "retry" else False
         if action in ("run", "edit"):
             return True if self.phase == "ready" and self.proposal is not None else None
         if action == "auto":
@@ -117,6 +131,7 @@ class LiveScreen(EngineBridge):
         self.use_policy = self._want_policy  # a model that failed to load is tried again
         self.gen += 1
         self.auto, self.proposal, self.mode, self.error = False, None, None, None
+        self.propose_error = None
         self.pane.takeover = False
         self.pane.reset()
         self.panel.show("", None, note="starting the sandbox...")
@@ -128,6 +143,10 @@ class LiveScreen(EngineBridge):
         replay, self._replay = self._replay, None
         self._start(self.gen, self.spec, rows, cols, self.record, replay)
 
+    def on_engine_bridge_note(self, msg: EngineBridge.Note) -> None:
+        if msg.gen == self.gen and self.phase == "starting":
+            self.panel.show("", None, note=msg.text)
+
     def on_engine_bridge_started(self, msg: EngineBridge.Started) -> None:
         if msg.gen != self.gen:
             return
@@ -136,7 +155,8 @@ class LiveScreen(EngineBridge):
             self.use_policy = False
             self.error = f"the model did not load ({type(err).__name__}: {err}); you type the commands"
             self.notify(self.error, title="teletype", severity="error", timeout=15)
-        self.query_one(ChecksPanel).show(msg.report.to_dict(), when="at start")
+        steps = self.session.steps if self.session is not None else 0  # a branch re-typed some
+        self.query_one(ChecksPanel).show(msg.report.to_dict(), when=f"after step {steps}" if steps else "at start")
         self._update_budget()
         if self.session is not None and self.session.ended:  # a replayed command ended it
             self._finish(self.gen, self.session.ended)
@@ -156,7 +176,7 @@ class LiveScreen(EngineBridge):
 
     # -- proposing ---------------------------------------------------------------------------------
     def propose(self) -> None:
-        self.proposal = None
+        self.proposal, self.propose_error = None, None
         self.set_phase("proposing")
         if self.mode is None:
             self.panel.show("", "model", note="proposing...")
@@ -251,9 +271,12 @@ class LiveScreen(EngineBridge):
             self._finish(self.gen, "stopped")
         else:
             self.set_phase("ready")
-            if msg.op == "propose" and self.mode is None:
-                self.panel.show("", None, note="the model failed to propose", error=text,
-                                hint="o override · x exit · p panic")
+            if msg.op == "propose":
+                self.propose_error = text
+                if self.mode is None:
+                    self.panel.show("", None, note="the model failed to propose", error=text,
+                                    hint="r retry · o override · x exit · p panic")
+                self.refresh_bindings()
             elif msg.op == "step" and not self.use_policy:
                 self._open_editor("", "override")
 
@@ -266,6 +289,11 @@ class LiveScreen(EngineBridge):
         if self.phase == "ready" and self.proposal is not None:
             p = self.proposal
             self.step(p.command, p.source, proposal=p)
+
+    def action_retry(self) -> None:
+        """Ask the model again after a failed proposal (an endpoint that was down may be up now)."""
+        if self.phase == "ready" and self.propose_error is not None and self.use_policy:
+            self.propose()
 
     def action_edit(self) -> None:
         if self.phase == "ready" and self.proposal is not None:
@@ -316,6 +344,10 @@ class LiveScreen(EngineBridge):
         self.mode = None
         if self.proposal is not None:
             self._show_proposal()
+        elif self.propose_error is not None:
+            self.panel.show("", None, note="the model failed to propose", error=self.propose_error,
+                            hint="r retry · o override · x exit · p panic")
+            self.refresh_bindings()
         else:
             self.panel.show("", "model", note="proposing..." if self.phase == "proposing" else "")
         self.pane.focus()

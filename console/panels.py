@@ -183,19 +183,25 @@ class BudgetPanel(Static):
         self.border_title = "budget"
         self.show({}, 0, 0)
 
+    def on_resize(self) -> None:
+        self.show(*self._shown)
+
     def show(self, stats: dict | None, steps: int, step_budget: int) -> None:
+        self._shown = (stats, steps, step_budget)
         stats = stats or {}
+        # The bars take what the panel leaves them after the labels and "3072/3072 tok".
+        width = max(6, min(24, (self.content_region.width or 56) - 22))
         text = Text()
         used, budget = stats.get("prompt_tokens"), stats.get("budget")
         text.append("context ")
         if used is not None and budget:
-            text += bar(used, budget)
+            text += bar(used, budget, width)
             text.append(f" {used}/{budget} tok")
         else:
-            text += bar(0, 1)
+            text += bar(0, 1, width)
             text.append(f" {used} tok" if used is not None else " -", style="" if used is not None else "dim")
         text.append("\nsteps   ")
-        text += bar(steps, step_budget)
+        text += bar(steps, step_budget, width)
         text.append(f" {steps}/{step_budget}")
         text.append("\nlast    ")
         parts = _timing(stats)
@@ -251,6 +257,25 @@ class OutcomePanel(Static):
         if note:
             text.append(f"\n{note}", style="dim")
         self.update(text)
+
+
+def fit(screen) -> None:
+    """Fit the screen to the terminal's size now: its breakpoint classes (which Textual sets on the
+    first resize, after the first layout: too late for a session that starts with the terminal's size),
+    and a compact footer below the widest class, so that the keys a session needs stay visible."""
+    width, height = screen.app.size
+    classes = {}
+    for breakpoints, value in ((screen.app.HORIZONTAL_BREAKPOINTS or [], width),
+                               (screen.app.VERTICAL_BREAKPOINTS or [], height)):
+        chosen = None
+        for at, name in breakpoints:
+            classes[name] = False
+            if value >= at:
+                chosen = name
+        if chosen:
+            classes[chosen] = True
+    screen.update_classes(classes, animate=False)
+    screen.query_one(Footer).compact = not screen.has_class("-wide")
 
 
 def console_layout(pane, first):

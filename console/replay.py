@@ -18,7 +18,7 @@ from engine.outcome import is_terminal
 
 from .cast import Recording, load_recording
 from .driver import ConsoleConfig
-from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout
+from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout, fit
 from .status import shown_path
 from .terminal import TerminalPane
 
@@ -59,7 +59,11 @@ class ReplayScreen(Screen):
     def pane(self) -> TerminalPane:
         return self.query_one(TerminalPane)
 
+    def on_resize(self) -> None:
+        fit(self)
+
     def on_mount(self) -> None:
+        fit(self)
         self.pane.can_focus = False  # the arrow keys step through the recording, not the scrollback
         self.pane.follow_size = False  # the terminal stays the size it was recorded at
         self.query_one("#turn").border_title = "turn"
@@ -132,8 +136,13 @@ class ReplayScreen(Screen):
             if turn.get("original"):
                 text.append("\nproposed: ", style="dim")
                 text.append(turn["original"], style="strike dim")
-            bits = [f"status {turn.get('status')}", f"{turn.get('seconds', 0):.2f} s",
-                    f"{turn.get('output_bytes', 0)} bytes"]
+            status = turn.get("status")
+            if is_terminal(turn.get("command", "")):  # exit and panic: no prompt came back after them
+                status_text = "ended the session" + (f" (the shell's exit status {status})"
+                                                     if status is not None else "")
+            else:
+                status_text = "no status" if status is None else f"status {status}"
+            bits = [status_text, f"{turn.get('seconds', 0):.2f} s", f"{turn.get('output_bytes', 0)} bytes"]
             if turn.get("interrupted"):
                 bits.append(f"interrupted: {turn['interrupted']}")
             text.append("\n" + " · ".join(bits), style="dim")

@@ -382,3 +382,35 @@ async def test_snapshot_live_screens(tmp_path, monkeypatch):
         await ended(pilot)
         await pilot.pause(0.1)
         check_snapshot(app, "live_ended")
+
+
+# -- small and large terminals ------------------------------------------------------------------------
+ESSENTIAL_KEYS = ["r", "e", "o", "a", "t", "x", "p", "q"]
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+@pytest.mark.parametrize("width,height", [(80, 24), (120, 40), (200, 50)])
+async def test_layout_fits_the_terminal(tmp_path, monkeypatch, width, height):
+    """The shell pane keeps most of the width, the status says what is happening even with a long
+    model name, and the keys a session needs stay in the footer; a snapshot at each size."""
+    from textual.widgets._footer import FooterKey
+
+    monkeypatch.chdir(tmp_path)
+    long_name = "HuggingFaceTB/SmolLM2-135M-Instruct+/home/someone/adapters/a-rather-long-adapter-name"
+    app = make_app(Path("."), "scripted", model_label=long_name)
+    async with app.run_test(size=(width, height)) as pilot:
+        s = await ready(pilot, 0)
+        await pilot.press("r")
+        s = await ready(pilot, 1)
+        await pilot.pause(0.1)
+        pane = s.pane.region
+        assert pane.width >= 0.55 * width and pane.right <= width, pane
+        assert (s.session.rows, s.session.cols) == s.pane.grid   # the pty has the pane's size
+        status = str(s.query_one("#status").render())
+        assert "permissions/deploy_exec" in status and ("waiting for the operator" in status
+                                                         or "waiting for you" in status)
+        assert "● rec" in status and len(status.rstrip()) <= width
+        shown = {k.key for k in s.query(FooterKey) if k.region.width and k.region.right <= width}
+        assert set(ESSENTIAL_KEYS) <= shown, sorted(shown)
+        check_snapshot(app, f"layout_{width}x{height}")

@@ -164,3 +164,89 @@ async def test_tiny_model_proposes_through_the_console(tmp_path, request):
 
 
 # -- snapshots -------------------------------------------------------------------------------------
+
+
+# -- a proposal that fails: the error beside a retry key -------------------------------------------------
+def panel_text(s) -> str:
+    return " ".join(str(s.panel.query_one(f"#proposal-{part}").render()) for part in ("source", "text", "hint"))
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_a_failed_proposal_shows_the_error_beside_a_retry_key(tmp_path):
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    from engine.policy.openai import OpenAIPolicy
+    from test_policy_openai import Handler, completion
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads, httpd.requests = True, []
+    httpd.script = [("reset",)]   # the first request: the connection goes away (an endpoint that is down)
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    url = f"http://127.0.0.1:{httpd.server_address[1]}/v1"
+    httpd.script.append(("json", 200, completion("cat ~/ASSIGNMENTS")))
+    app = make_app(tmp_path, lambda sc: OpenAIPolicy(base_url=url, model="m", stream=False, retries=0))
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            s = live(app)
+            await until(pilot, lambda: s.propose_error is not None, what="the proposal to fail")
+            assert s.phase == "ready" and s.proposal is None
+            text = panel_text(s)
+            assert "the model failed to propose" in text and s.propose_error in text and "r retry" in text
+            keys = s.active_bindings
+            assert keys["r"].binding.action == "retry" and keys["r"].enabled   # the footer says Retry
+            await pilot.press("r")
+            s = await ready(pilot, 0)
+            assert s.proposal.command == "cat ~/ASSIGNMENTS" and s.propose_error is None
+            assert s.active_bindings["r"].binding.action == "run"
+            await pilot.press("r")
+            await until(pilot, lambda: s.session.steps == 1, what="the retried proposal to run")
+            await pilot.press("x")
+            await ended(pilot)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert len(httpd.requests) >= 2 and sources(tmp_path / "run")[0] == "model"
+
+
+# -- the model loads inside the console, not before it ---------------------------------------------------
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_the_model_loads_inside_the_console(tmp_path):
+    import threading
+
+    from engine.policy.scripted import ScriptedPolicy
+
+    loading = threading.Event()
+
+    def slow_model(sc):  # as a first start converting the embedded model
+        loading.wait(20)
+        return ScriptedPolicy(sc)
+
+    app = make_app(tmp_path, slow_model)
+    async with app.run_test(size=SIZE) as pilot:
+        s = live(app)
+        await until(pilot, lambda: "loading the model" in panel_text(s), what="the loading note")
+        assert s.phase == "starting" and "starting the sandbox" in str(s.query_one("#status").render())
+        loading.set()
+        s = await ready(pilot, 0)
+        assert "loading" not in panel_text(s)
+        await pilot.press("R")                     # a restart reuses the loaded model: no note
+        s = await ready(pilot, 0)
+
+
+def test_the_default_model_is_not_touched_before_the_console_opens(tmp_path):
+    """`teletype console` decides its model before the TUI: it must not load or convert anything then
+    (a first start used to print transformers' progress bars over the terminal before the UI)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from engine.cli import build_parser; from console.cli import config_from_args; "
+            "cfg = config_from_args(build_parser(['console']).parse_args(['console'])); "
+            "print(cfg.model_label, 'torch' in sys.modules, 'transformers' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True,
+                         text=True, timeout=60, env={**__import__("os").environ, "TELETYPE_CACHE": str(tmp_path)})
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["teletype-smollm2", "False", "False"] and not out.stderr
+    assert not any(tmp_path.iterdir())

@@ -74,6 +74,8 @@ async def test_replay_steps_back_and_forth(recording, tmp_path):
         assert isinstance(screen, ReplayScreen)
         await until(pilot, lambda: screen.shown == len(COMMANDS), what="the last frame")
         assert "success" in str(screen.query_one("OutcomePanel").render())
+        turn = str(screen.query_one("#turn").render())   # the exit turn: no prompt came back
+        assert "$ exit" in turn and "ended the session" in turn and "None" not in turn
         for _ in range(3):
             await pilot.press("left")
         await until(pilot, lambda: screen.shown == 2, what="frame 2")
@@ -104,6 +106,9 @@ async def test_branch_to_the_operator(recording, tmp_path):
         await pilot.press("b")
         s = await ready(pilot, 2, proposal=False)
         assert "-rw-r--r--" in s.pane.text()  # the replayed commands ran here, in a fresh sandbox
+        status = str(s.query_one("#status").render())
+        assert "permissions/deploy_exec" in status and ".toml" not in status   # its name, not its path
+        assert s.query_one("ChecksPanel").border_subtitle == "0/1 pass · after step 2"
         await type_text(pilot, "chmod 755 ~/bin/deploy.sh\n")
         await ready(pilot, 3, proposal=False)
         put(s, "exit")
