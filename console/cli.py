@@ -15,7 +15,8 @@ from .driver import DEFAULT_SCENARIO, ConsoleConfig
 
 KEYS = """\
 keys (the footer shows the ones that apply):
-  r run the proposal        e edit it, then enter    o override: type your own command
+  r run the proposal (or retry, when the model failed to propose)
+  e edit it, then enter     o override: type your own command
   a auto mode on/off        t take over the keyboard (ctrl+] hands it back)
   c run the checker         x end with exit          p end with panic (type the reason)
   R restart the scenario    s pick another scenario  w recording on/off   q quit
@@ -29,18 +30,18 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
     if name == "console":
         p = sub.add_parser(
             "console", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="the operator console (Textual): watch, step, edit, override, record",
-            description="Open the operator console on a scenario. A model proposes each command and you "
-                        "run, edit or override it: by default the embedded teletype-smollm2 (SmolLM2-135M-"
-                        "Instruct with teletype's own LoRA adapter, on the CPU), or any --model, --base/"
-                        "--adapter or --endpoint. With --policy human you type every command yourself and "
-                        "the session is recorded as a demonstration.")
+            description="Open the operator console on a scenario. A model proposes each command and you run,\n"
+                        "edit or override it: by default the embedded teletype-smollm2 (SmolLM2-135M-Instruct\n"
+                        "with teletype's own LoRA adapter, on the CPU), or any --model, --base/--adapter or\n"
+                        "--endpoint. With --policy human you type every command yourself and the session is\n"
+                        "recorded as a demonstration. It needs a terminal (80x24 or larger).")
         p.add_argument("scenario", nargs="?", default=DEFAULT_SCENARIO,
                        help=f"a bundled name or a .toml file (default {DEFAULT_SCENARIO})")
     elif name == "replay":
         p = sub.add_parser(
             "replay", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="step through a recording in the console, and branch from any step",
-            description="Open a recorded session: step back and forth with the terminal as it was, the "
-                        "checker and the outcome; 'branch here' re-types the first N commands in a fresh "
+            description="Open a recorded session: step back and forth with the terminal as it was, the\n"
+                        "checker and the outcome; 'branch here' re-types the first N commands in a fresh\n"
                         "sandbox and hands the session to you (b) or to the model (m).")
         p.add_argument("run", help="a run directory (with trajectory.json or events.jsonl, session.cast)")
     else:
@@ -56,8 +57,23 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
                    help="where recordings go, one directory per session (default ./runs)")
     g.add_argument("--no-record", action="store_true", help="start with recording off (w toggles)")
     add_model_options(p)
+    if name == "replay":
+        _model_options_for_branching(p)
     p.set_defaults(func=run_console if name == "console" else run_replay)
     return p
+
+
+def _model_options_for_branching(p: argparse.ArgumentParser) -> None:
+    """Replay needs a model only for `m` (branch here to the model): its help shows the few options
+    that name one; the rest still work, as in `teletype console`, without filling the help."""
+    for group in p._action_groups:
+        if group.title and group.title.startswith("model"):
+            group.title = "model (only for m: branch here to the model; default teletype-smollm2)"
+            group.description = "the other model options of teletype console work here too"
+    for action in p._actions:
+        if action.option_strings and action.option_strings[0].startswith("--") and \
+                action.dest in {"policy", "device", "dtype", "budget", "max_new_tokens", "api_key_env", "replay"}:
+            action.help = argparse.SUPPRESS
 
 
 def config_from_args(args) -> ConsoleConfig:

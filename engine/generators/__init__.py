@@ -51,6 +51,15 @@ _ALL = [
 ARCHETYPES: dict[str, str] = {a.name: a.split for a in _ALL}
 """Every archetype a generator exists for, with its split ("train" or "heldout")."""
 
+
+def archetype_summaries() -> list[tuple[str, str, str]]:
+    """(name, split, what it asks for) of every archetype, from the first line of its module's docstring."""
+    out = []
+    for a in _ALL:
+        doc = (sys.modules[f"{__name__}.{a.name}"].__doc__ or "").strip().split("\n")[0]
+        out.append((a.name, a.split, doc.split(":", 1)[1].strip() if ":" in doc else doc))
+    return out
+
 _BY_NAME = {a.name: a for a in _ALL}
 _PANIC_SAFE = re.compile(r"[A-Za-z0-9 .,:/~=+@_-]+")
 
