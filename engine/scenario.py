@@ -25,6 +25,63 @@ class ScenarioError(ValueError):
     """A scenario file that cannot be used; the message names the file, the key and the expectation."""
 
 
+# Bounds on what one scenario may ask the host to stage (a scenario file is untrusted input). The
+# bwrap sandbox's home holds HOME_QUOTA (engine/sandbox/bwrap.py); staging stays well below it.
+MAX_FILES = 5000
+MAX_FILE_BYTES = 16 << 20
+MAX_TOTAL_BYTES = 64 << 20
+MAX_PATH = 1024
+MAX_MOTD = 64 << 10
+MAX_PROVIDERS = 100
+MAX_PROGRAM_BYTES = 1 << 20
+MAX_ENV_VALUE = 64 << 10
+MAX_ENV_TOTAL = 256 << 10
+
+# Paths the sandbox backends mount themselves (see engine/sandbox): a scenario file may not put
+# anything at, under, or over them. (Spelled out here: engine.sandbox imports this module.)
+ENGINE_MOUNTS = ("/proc", "/dev", "/sys", "/run/teletype", "/run/teletype-login", "/home/_")
+
+# Variables teletype sets itself: ENV and the prompts carry the shell's rc file and its markers,
+# IFS would change how the rc file reads, the rest follow from [login].
+RESERVED_ENV = {"ENV": "it names teletype's rc file (the prompt markers)",
+                "PS1": "teletype's prompt carries its markers", "PS2": "teletype's prompt carries its markers",
+                "PS4": "teletype's prompt carries its markers",
+                "IFS": "it changes how the shell reads teletype's rc file",
+                "PATH": "teletype puts its own programs (panic, [provider]) first on it",
+                "HOME": "it follows from [login] user", "USER": "it follows from [login] user",
+                "LOGNAME": "it follows from [login] user", "SHELL": "it follows from [login] shell"}
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def reserved_target(path: str, home: str | None = None) -> str | None:
+    """Why an absolute path in the sandbox may not be staged, or None when it may."""
+    parts = [p for p in path.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        return "must not contain '..'"
+    norm = "/" + "/".join(parts)
+    if norm == "/":
+        return "is the sandbox's root folder, which the sandbox makes itself"
+    for m in ENGINE_MOUNTS:
+        m = (home or "/home/USER") if m == "/home/_" else m
+        if m.startswith(norm + "/"):
+            return f"would cover {m}, which the sandbox mounts itself"
+        if m != home and (norm == m or norm.startswith(m + "/")):
+            return f"is {'' if norm == m else 'under '}{m}, which the sandbox mounts itself"
+    return None
+
+
+def _path_text(value: str, what: str) -> str:
+    if not value or "\0" in value:
+        raise ValueError(f"{what} must be a non-empty path")
+    if _CONTROL.search(value):
+        raise ValueError(f"{what} {value!r} contains a control character")
+    if len(value.encode()) > MAX_PATH:
+        raise ValueError(f"{what} is {len(value.encode())} bytes long; at most {MAX_PATH}")
+    if any(len(p.encode()) > 255 for p in value.split("/")):
+        raise ValueError(f"{what} {value[:60]!r}... has a name longer than 255 bytes")
+    return value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -61,6 +118,21 @@ class Login(_Strict):
     motd: str = ""
     """Message of the day, printed after the banner at login."""
 
+    @field_validator("shell")
+    @classmethod
+    def _shell(cls, v: str) -> str:
+        if not re.fullmatch(r"/[A-Za-z0-9._+/-]+", v) or ".." in v.split("/"):
+            raise ValueError(f"expected the absolute path of a POSIX shell such as \"/bin/sh\", got {v!r}")
+        return v
+
+    @field_validator("motd")
+    @classmethod
+    def _motd(cls, v: str) -> str:
+        if len(v.encode()) > MAX_MOTD:
+            raise ValueError(f"the motd is {len(v.encode()):,} bytes; at most {MAX_MOTD:,} (put long "
+                             "texts in a file under [[files]])")
+        return v
+
     @field_validator("user")
     @classmethod
     def _user(cls, v: str) -> str:
@@ -90,8 +162,34 @@ class FileSpec(_Strict):
 
     _m = field_validator("mode", mode="before")(classmethod(lambda cls, v: _mode(v)))
 
+    @field_validator("path")
+    @classmethod
+    def _path(cls, v: str) -> str:
+        _path_text(v, "the path")
+        if ".." in v.split("/"):
+            raise ValueError(f"{v!r} must not contain '..' (paths stay inside the sandbox)")
+        if v.startswith("/"):
+            why = reserved_target(v)
+            if why:
+                raise ValueError(f"{v!r} {why}")
+        return v
+
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | None) -> str | None:
+        return v if v is None else _path_text(v, "the symlink's target")
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, v: str | None) -> str | None:
+        if v is not None and len(v) > MAX_FILE_BYTES // 4 and len(v.encode()) > MAX_FILE_BYTES:
+            raise ValueError(f"the content is {len(v.encode()):,} bytes; at most {MAX_FILE_BYTES:,}")
+        return v
+
     @model_validator(mode="after")
     def _consistent(self) -> "FileSpec":
+        if self.mode and int(self.mode, 8) & 0o6000:
+            raise ValueError(f"mode {self.mode}: setuid and setgid bits are not staged")
         if self.kind == "symlink" and not self.target:
             raise ValueError("a symlink needs `target`")
         if self.kind == "file" and self.content is None:
@@ -184,14 +282,49 @@ class Scenario(_Strict):
             return path
         return f"{self.home}/{path}"
 
-    @model_validator(mode="after")
-    def _paths(self) -> "Scenario":
-        for key in self.env:
+    @field_validator("env")
+    @classmethod
+    def _env(cls, v: dict[str, str]) -> dict[str, str]:
+        total = 0
+        for key, value in v.items():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
-                raise ValueError(f"env: {key!r} is not a valid variable name")
-        for name in self.provider:
-            if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-                raise ValueError(f"provider: {name!r} is not a valid program name")
+                raise ValueError(f"{key!r} is not a valid variable name")
+            if key in RESERVED_ENV or key.startswith("TELETYPE_") or key == "TELETYPE":
+                why = RESERVED_ENV.get(key, "the TELETYPE_ prefix is teletype's own")
+                raise ValueError(f"{key} is reserved: teletype sets it ({why})")
+            if "\0" in value:
+                raise ValueError(f"{key}: a value cannot hold a NUL character")
+            if len(value.encode()) > MAX_ENV_VALUE:
+                raise ValueError(f"{key}: the value is {len(value.encode()):,} bytes; at most {MAX_ENV_VALUE:,}")
+            total += len(key) + len(value.encode())
+        if total > MAX_ENV_TOTAL:
+            raise ValueError(f"the variables hold {total:,} bytes; at most {MAX_ENV_TOTAL:,}")
+        return v
+
+    @field_validator("provider")
+    @classmethod
+    def _provider(cls, v: dict[str, str]) -> dict[str, str]:
+        if len(v) > MAX_PROVIDERS:
+            raise ValueError(f"{len(v)} programs; at most {MAX_PROVIDERS}")
+        for name, body in v.items():
+            if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}", name):
+                raise ValueError(f"{name!r} is not a usable program name: expected up to 64 letters, "
+                                 "digits, '_', '.', '+' or '-', not starting with '.' or '-'")
+            if name == "panic":
+                raise ValueError("'panic' is teletype's own program (it ends the session); "
+                                 "choose another name")
+            if len(body.encode()) > MAX_PROGRAM_BYTES:
+                raise ValueError(f"{name}: the program is {len(body.encode()):,} bytes; "
+                                 f"at most {MAX_PROGRAM_BYTES:,}")
+        return v
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "Scenario":
+        if len(self.files) > MAX_FILES:
+            raise ValueError(f"[files] {len(self.files):,} entries; at most {MAX_FILES:,}")
+        total = sum(len(f.content.encode()) for f in self.files if f.content)
+        if total > MAX_TOTAL_BYTES:
+            raise ValueError(f"[files] the contents add up to {total:,} bytes; at most {MAX_TOTAL_BYTES:,}")
         return self
 
 
@@ -200,6 +333,9 @@ def _format_errors(path: Path, err: ValidationError) -> str:
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"] if not str(p).startswith("function-"))
         msg = e["msg"].removeprefix("Value error, ")
+        if msg.startswith("[") and not loc:
+            lines.append(f"{path}: {msg}")  # the message names its key itself
+            continue
         if e["type"] == "missing":
             msg = "is required but missing"
         elif e["type"] == "extra_forbidden":

@@ -10,13 +10,13 @@ from __future__ import annotations
 import os
 import secrets
 import shlex
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
 from ..scenario import Scenario
+# Staging is contained (no symlink followed, no `..`): see staging.py.
+from .staging import STAGED_MTIME, StagingDir, stage_home  # noqa: F401  (re-exported)
 
 TELETYPE_NAME = "teletype"
 TELETYPE_VERSION = "0.1.0"
@@ -31,7 +31,6 @@ RUN_DIR = "/run/teletype"          # inside the sandbox: rc file, banner, bin/pa
 SANDBOX_PATH = f"{RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
-STAGED_MTIME = 1767268800  # 2026-01-01 12:00 UTC: the mtime of every file a scenario stages
 
 
 class SandboxError(RuntimeError):
@@ -184,73 +183,12 @@ def stage_run_dir(dest: Path, scenario: Scenario, login: Login) -> None:
             p.chmod(0o644)
 
 
-def stage_home(dest: Path, scenario: Scenario) -> list[tuple[str, Path]]:
-    """Write the scenario's files under `dest` (the home directory on the host side).
-
-    Returns the files outside home as (absolute path in the sandbox, host file) pairs; backends mount
-    those read-only (bwrap), copy them in (docker) or refuse them (local).
-    """
-    dest.mkdir(parents=True, exist_ok=True)
-    dest.chmod(0o755)
-    outside: list[tuple[str, Path]] = []
-    extra_root = dest.parent / "outside"
-    home = scenario.home
-    for spec in scenario.files:
-        target = scenario.resolve(spec.path)
-        if target == home or target.startswith(home + "/"):
-            rel = target[len(home):].lstrip("/")
-            host = dest / rel if rel else dest
-            _check_inside(dest, host, spec.path, scenario)
-        else:
-            host = extra_root / target.lstrip("/")
-            outside.append((target, host))
-        host.parent.mkdir(parents=True, exist_ok=True)
-        if spec.kind == "dir":
-            host.mkdir(parents=True, exist_ok=True)
-        elif spec.kind == "symlink":
-            if host.is_symlink() or host.exists():
-                host.unlink()
-            os.symlink(spec.target, host)
-            continue
-        else:
-            host.write_text(spec.content or "")
-        default = 0o755 if spec.kind == "dir" else 0o644
-        host.chmod(int(spec.mode, 8) if spec.mode else default)
-    # A fixed time on everything staged, so `ls -l` prints the same transcript on every run.
-    for p in [dest, *dest.rglob("*"), *(h for _, h in outside)]:
-        os.utime(p, (STAGED_MTIME, STAGED_MTIME), follow_symlinks=False)
-    return outside
-
-
-def _check_inside(root: Path, host: Path, written: str, scenario: Scenario) -> None:
-    if ".." in Path(written).parts:
-        raise SandboxError(f"{scenario.source}: [files.path] {written!r} must not contain '..'")
-
-
 def passwd_lines(login: Login) -> tuple[str, str]:
     passwd = (f"root:x:0:0:root:/root:/bin/sh\n"
               f"{login.user}:x:{login.uid}:{login.gid}:{login.user}:{login.home}:{login.shell}\n"
               "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
     group = (f"root:x:0:\n{login.user}:x:{login.gid}:\nnogroup:x:65534:\n")
     return passwd, group
-
-
-class StagingDir:
-    """A private temporary directory on the host for one sandbox; removed on close."""
-
-    def __init__(self, prefix: str = "teletype-"):
-        self.path = Path(tempfile.mkdtemp(prefix=prefix))
-
-    def cleanup(self) -> None:
-        if self.path.exists():
-            # Files the sandbox created may be read-only; make them removable first.
-            for p in self.path.rglob("*"):
-                try:
-                    if p.is_dir() and not p.is_symlink():
-                        p.chmod(0o755)
-                except OSError:
-                    pass
-            shutil.rmtree(self.path, ignore_errors=True)
 
 
 def quote(path: str) -> str:

@@ -7,6 +7,7 @@ sandbox also gets a host uid of its own so that RLIMIT_NPROC contains fork bombs
 """
 from __future__ import annotations
 
+import logging
 import os
 import random
 import resource
@@ -20,14 +21,39 @@ from ..scenario import Scenario
 from .base import (RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
                    stage_home, stage_run_dir)
 from .ptyterm import PtyTerminal
+from .staging import chown_tree, clean_orphans, mount_tmpfs
+
+log = logging.getLogger(__name__)
+
+# The host's system folders, bound read-only: a scenario file cannot add files under them.
+_HOST_TOPS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+_HELP: dict[str, str] = {}
+
+
+def _bwrap_has(bwrap: str, option: str) -> bool:
+    """Whether this bwrap knows `option` (--size came in 0.5, --disable-userns in 0.8)."""
+    if bwrap not in _HELP:
+        try:
+            _HELP[bwrap] = subprocess.run([bwrap, "--help"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.SubprocessError):
+            _HELP[bwrap] = ""
+    return option in _HELP[bwrap]
+
+
+def _userns_args(bwrap: str) -> list[str]:
+    """No user namespaces inside the sandbox (`unshare -r` would give a uid 0 of its own)."""
+    return ["--unshare-user", "--disable-userns"] if _bwrap_has(bwrap, "--disable-userns") else []
 
 # Files and folders of the host's /etc that programs need (dynamic linker, alternatives, zones).
 _ETC_KEEP = ["alternatives", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
              "mime.types", "magic", "magic.mime", "protocols", "services", "inputrc", "terminfo"]
 
 NPROC_LIMIT = 256
-FSIZE_LIMIT = 256 << 20   # largest file the sandbox may write
+FSIZE_LIMIT = 64 << 20    # largest file the sandbox may write
 NOFILE_LIMIT = 1024
+MEM_LIMIT = 1 << 30       # address space of each process in the sandbox (RLIMIT_AS)
+HOME_QUOTA = 128 << 20    # the home folder, a tmpfs of this size where the host allows (root)
+TMP_SIZE = 64 << 20       # each of /tmp, /var/tmp and /dev/shm
 
 
 def find_bwrap() -> str:
@@ -84,6 +110,7 @@ class BwrapSandbox:
         # A host uid of its own (as root) so that per-user limits apply to this sandbox alone.
         self.host_uid = random.randrange(200_000, 2_000_000_000) if self.root else os.getuid()
         self.host_gid = self.host_uid if self.root else os.getgid()
+        clean_orphans()   # staging dirs of runs that were killed (SIGKILL) before they could clean up
         self.staging = StagingDir("teletype-bwrap-")
         self.staging.path.chmod(0o711)
         try:
@@ -96,7 +123,17 @@ class BwrapSandbox:
     def _stage(self) -> None:
         st = self.staging.path
         self.home_dir = st / "home"
+        self.home_dir.mkdir(mode=0o755)
+        self.home_quota = self._bound_home()
         self.outside = stage_home(self.home_dir, self.scenario)
+        for target, _ in self.outside:
+            top = next((t for t in _HOST_TOPS if target == t or target.startswith(t + "/")), None)
+            if top:
+                key = next((f"[files.{i}.path]" for i, f in enumerate(self.scenario.files)
+                            if self.scenario.resolve(f.path).rstrip("/") == target), "[files]")
+                raise SandboxError(f"{self.scenario.source}: {key} {target!r} is under {top}, which the "
+                                   "bwrap sandbox mounts read-only from the host; put it elsewhere "
+                                   "(or use --sandbox docker)")
         stage_run_dir(st / "run", self.scenario, self.login)
         etc = st / "etc"
         etc.mkdir()
@@ -109,13 +146,26 @@ class BwrapSandbox:
             raise SandboxError(f"{self.scenario.source}: [login.shell] {self.login.shell} does not exist "
                                "on this host, and the bwrap sandbox uses the host's /usr")
         if self.root:
-            for p in [self.home_dir, *self.home_dir.rglob("*")]:
-                os.lchown(p, self.host_uid, self.host_gid)
+            chown_tree(self.home_dir, self.host_uid, self.host_gid)
+
+    def _bound_home(self) -> int | None:
+        """As root, home is a tmpfs of HOME_QUOTA on the host side (the checker's sandbox binds the
+        same folder), so a disk flood ends in ENOSPC inside it. Returns the bound, or None where the
+        host does not allow the mount (not root): then only RLIMIT_FSIZE bounds each file."""
+        if not self.root:
+            return None
+        try:
+            mount_tmpfs(self.home_dir, HOME_QUOTA, 0o755)
+        except OSError as exc:
+            log.warning("bwrap: home is not size-bounded (tmpfs mount refused: %s)", exc.strerror)
+            return None
+        return HOME_QUOTA
 
     def _argv(self, command: list[str], *, interactive: bool) -> list[str]:
         st = self.staging.path
         home = self.login.home
-        args = [self.bwrap, "--unshare-all", "--die-with-parent", "--cap-drop", "ALL",
+        args = [self.bwrap, "--unshare-all", *_userns_args(self.bwrap), "--die-with-parent",
+                "--cap-drop", "ALL",
                 "--uid", str(self.login.uid), "--gid", str(self.login.gid),
                 "--hostname", self.login.host, "--ro-bind", "/usr", "/usr"]
         for top in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
@@ -129,11 +179,19 @@ class BwrapSandbox:
                 args += ["--ro-bind", f"/etc/{name}", f"/etc/{name}"]
         for name in ("passwd", "group", "hostname", "hosts"):
             args += ["--ro-bind", str(st / "etc" / name), f"/etc/{name}"]
-        args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp", "--tmpfs", "/var/tmp",
-                 "--dir", "/var", "--tmpfs", "/run", "--ro-bind", str(st / "run"), RUN_DIR,
+        # Every tmpfs sized (bwrap's default is half the RAM); --dev's own /dev/shm is replaced.
+        sized = _bwrap_has(self.bwrap, "--size")
+        tmp = ["--perms", "1777", "--size", str(TMP_SIZE)] if sized else []
+        args += ["--proc", "/proc", "--dev", "/dev", *(tmp + ["--tmpfs", "/dev/shm"] if sized else []),
+                 *tmp, "--tmpfs", "/tmp", *tmp, "--tmpfs", "/var/tmp", "--dir", "/var",
+                 *(["--size", str(1 << 20)] if sized else []), "--tmpfs", "/run",
+                 "--ro-bind", str(st / "run"), RUN_DIR,
                  "--dir", "/home", "--bind", str(self.home_dir), home]
         for target, host in self.outside:
-            args += ["--ro-bind", str(host), target]
+            if host.is_symlink():   # bound as a link: a bind would follow it on the host
+                args += ["--symlink", os.readlink(host), target]
+            else:
+                args += ["--ro-bind", str(host), target]
         args += ["--remount-ro", "/", "--chdir", home, "--clearenv"]
         for key, value in self.login.environ(self.scenario).items():
             args += ["--setenv", key, value]
@@ -147,6 +205,7 @@ class BwrapSandbox:
         resource.setrlimit(resource.RLIMIT_FSIZE, (FSIZE_LIMIT, FSIZE_LIMIT))
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE_LIMIT, NOFILE_LIMIT))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_AS, (MEM_LIMIT, MEM_LIMIT))
         if self.root:
             os.setgroups([])
             os.setgid(self.host_gid)
