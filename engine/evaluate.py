@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import threading
 import time
@@ -27,6 +26,7 @@ from .outcome import OUTCOMES, metrics
 from .scenario import Scenario, find_scenarios, load_scenario
 from .session import Session
 from .shell import Limits
+from .stopping import StopAware, Stopped, caught, stop_event
 
 RESULTS = "results.jsonl"
 
@@ -44,6 +44,15 @@ def policy_factory(choice: ModelChoice, jobs: int = 1) -> tuple[Callable[[Scenar
 
 def _session_dir(out: Path, scenario: Scenario) -> Path:
     return out / "sessions" / scenario.name.replace("/", "-")
+
+
+def _keep_aside(run_dir: Path) -> Path:
+    """Move an unfinished or stopped session's recording out of the way (never delete it)."""
+    n = 1
+    while (aside := run_dir.with_name(f"{run_dir.name}.stopped-{n}")).exists():
+        n += 1
+    run_dir.rename(aside)
+    return aside
 
 
 def _tokens(turns: list[dict]) -> dict:
@@ -115,13 +124,16 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
     (out / "eval.json").write_text(json.dumps(meta, indent=1) + "\n")
     make_policy, release = policy_factory(choice, jobs)
     lock = threading.Lock()
+    stop = threading.Event()   # set when a signal came: the sessions still running stop too
     bar = Progress(len(scenarios), len(scenarios) - len(todo), progress)
 
     def one(scenario: Scenario) -> dict:
+        if stop.is_set() or stop_event.is_set():
+            raise Stopped(caught())   # not started: it runs when the eval resumes
         run_dir = _session_dir(out, scenario)
         if run_dir.exists():
-            shutil.rmtree(run_dir)  # an unfinished session from an interrupted eval
-        policy = make_policy(scenario)
+            _keep_aside(run_dir)  # a session an interrupted eval stopped: kept, and run again
+        policy = StopAware(make_policy(scenario), stop, stop_event)
         t0 = time.monotonic()
         try:
             session = Session(scenario, sandbox=sandbox, policy=policy, record_dir=run_dir,
@@ -149,9 +161,18 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
             for sc in todo:
                 one(sc)
         else:
-            with ThreadPoolExecutor(max_workers=jobs) as pool:
+            pool = ThreadPoolExecutor(max_workers=jobs)
+            try:
                 for fut in as_completed([pool.submit(one, sc) for sc in todo]):
                     fut.result()
+            except KeyboardInterrupt:
+                # SIGINT or SIGTERM: the sessions still running stop at their next step and finish
+                # their recordings as `stopped`; the ones not started never start.
+                stop.set()
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+            finally:
+                pool.shutdown(wait=True)
     finally:
         release()
     rows = load_results(out)
@@ -175,12 +196,16 @@ def load_summary(path: Path) -> dict:
 
 
 def markdown_report(summaries: list[dict]) -> str:
-    lines = ["| run | n | operate | terminate | verified | clean | " + " | ".join(OUTCOMES) + " |",
-             "|---|---|---|---|---|---|" + "---|" * len(OUTCOMES)]
+    # `stopped` gets a column only where a run has one (an eval writes no row for a stopped session:
+    # it runs again on resume), so tables of older runs read as they did.
+    shown = [k for k in OUTCOMES if k != "stopped" or any(
+        s["metrics"]["overall"]["counts"].get(k) for s in summaries)]
+    lines = ["| run | n | operate | terminate | verified | clean | " + " | ".join(shown) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(shown)]
     for s in summaries:
         m = s["metrics"]["overall"]
         lines.append(f"| {s['label']} | {m['n']} | " + " | ".join(f"{m[k]:.2f}" for k in METRICS) + " | "
-                     + " | ".join(str(m["counts"][k]) for k in OUTCOMES) + " |")
+                     + " | ".join(str(m["counts"].get(k, 0)) for k in shown) + " |")
     archetypes = sorted({a for s in summaries for a in s["metrics"]["archetypes"]})
     lines += ["", "Per archetype (clean rate, with n):", "",
               "| archetype | " + " | ".join(s["label"] for s in summaries) + " |",

@@ -25,7 +25,7 @@ from .recorder import SCHEMA, Recorder
 from .sandbox import DEFAULT, open_sandbox
 from .sandbox.base import Sandbox
 from .scenario import Scenario
-from .shell import Limits, LoginTimeout, Observation, Shell
+from .shell import Limits, LoginTimeout, Observation, Shell, ShellError
 
 DEFAULT_STEP_BUDGET = 30
 
@@ -104,7 +104,10 @@ class Session:
                     if self.recorder is not None:
                         self.recorder.event("login_retry", attempt=attempt, reason=str(exc))
                     if attempt == 2:
-                        raise
+                        raise self._login_failed(exc) from None
+                except ShellError as exc:
+                    self.shell.close()
+                    raise self._login_failed(exc) from None
         except BaseException:
             self.close()
             raise
@@ -112,6 +115,21 @@ class Session:
         if self.recorder is not None:
             self.recorder.marker("login")
         return orientation
+
+    def _login_failed(self, exc: Exception) -> Exception:
+        """The login shell never gave a prompt: an error that names the scenario's [login.shell]
+        (or the sandbox, when it was the sandbox that failed to start)."""
+        from .sandbox.base import SandboxError
+
+        text = str(exc)
+        if "bwrap:" in text:
+            err: Exception = SandboxError(f"{self.scenario.source}: the sandbox did not start: "
+                                          f"{text[text.index('bwrap:'):]}")
+        else:
+            err = SessionError(f"{self.scenario.source}: [login.shell] {self.scenario.login.shell!r}: {text}")
+        if self.recorder is not None:
+            self.recorder.event("start_failed", reason=str(err))
+        return err
 
     def _append(self, role: str, content: str) -> None:
         self.messages.append({"role": role, "content": content})

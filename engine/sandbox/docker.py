@@ -15,6 +15,8 @@ importable from here too.
 from __future__ import annotations
 
 import io
+import json
+import logging
 import os
 import signal
 import struct
@@ -28,12 +30,16 @@ from .base import (RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_
 from .dockerapi import API_TIMEOUT, HINT, PRIVATE_SOCKET, _hijack, _ready, _recv, _short, connect
 from .dockerimage import ensure_busybox_image
 from .dockerterm import DockerTerminal, _host_tree, _in_container
+from .staging import clean_orphans, owner_record, owner_state
+
+log = logging.getLogger(__name__)
 
 PIDS_LIMIT = 256
 MEM_LIMIT = "512m"
 FSIZE_LIMIT = 256 << 20   # largest file the sandbox may write
 NOFILE_LIMIT = 1024
 LABEL = "teletype"
+OWNER_LABEL = "teletype.owner"   # the process that created it (engine.sandbox.staging.owner_record)
 
 # pid 1: waits (and so reaps every orphan the session leaves behind) and ends on TERM.
 PLACEHOLDER = ("trap 'exit 0' TERM; command -v sleep >/dev/null || { echo 'teletype: no sleep in the image' >&2; "
@@ -76,6 +82,8 @@ class DockerSandbox:
         self.container_id: str | None = None
         self._force_remote = False   # tests: behave as with a daemon on another machine
         self.client = connect(docker_host)
+        clean_orphans()
+        clean_containers(self.client)   # containers of runs that were killed before they could remove them
         self.staging = StagingDir("teletype-docker-")
         try:
             self.image = image or ensure_busybox_image(self.client)
@@ -156,7 +164,7 @@ class DockerSandbox:
                      Ulimit(name="nofile", soft=NOFILE_LIMIT, hard=NOFILE_LIMIT),
                      Ulimit(name="core", soft=0, hard=0)])
         labels = {LABEL: "1", "teletype.scenario": str(self.scenario.source),
-                  "teletype.nonce": self.login.nonce}
+                  "teletype.nonce": self.login.nonce, OWNER_LABEL: json.dumps(owner_record())}
         try:
             created = api.create_container(
                 self.image, command=["teletype-placeholder"], entrypoint=["/bin/sh", "-c", PLACEHOLDER],
@@ -354,6 +362,35 @@ class DockerSandbox:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def clean_containers(client, *, dry_run: bool = False) -> list[tuple[str, str]]:
+    """Remove the containers labelled teletype=1 whose owner process (this machine, this pid
+    namespace) is gone; returns (container id, what happened) pairs. A daemon that cannot be asked
+    leaves everything as it is."""
+    done = []
+    try:
+        found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
+    except Exception as exc:
+        log.warning("docker: cannot list teletype's containers: %s", _short(exc))
+        return done
+    for c in found:
+        try:
+            owner = json.loads((c.get("Labels") or {}).get(OWNER_LABEL, ""))
+        except ValueError:
+            continue   # an older teletype's container: no owner recorded, not ours to judge
+        if owner_state(owner) != "gone":
+            continue
+        cid = c["Id"][:12]
+        if dry_run:
+            done.append((cid, "would be removed"))
+            continue
+        try:
+            client.api.remove_container(c["Id"], force=True, v=True)
+            done.append((cid, "removed"))
+        except Exception as exc:
+            done.append((cid, f"not removed: {_short(exc)}"))
+    return done
 
 
 def _add_tree(tar: tarfile.TarFile, src: Path, arcname: str, uid: int, gid: int,
