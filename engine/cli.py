@@ -91,6 +91,19 @@ def cmd_run(args) -> int:
         if not quiet:
             print(orientation)
         outcome = session.run(on_step=show)
+    except KeyboardInterrupt:
+        # SIGINT or SIGTERM (engine.stopping): Session.run finished the recording as `stopped`;
+        # a signal that came just before or after it still gets the recording finished here.
+        if session.outcome is None and session.shell is not None:
+            try:
+                session.finish("stopped")
+            except Exception:
+                pass   # the sandbox went first; events.jsonl still has every step
+        session.close()
+        if record and session.outcome is not None:
+            print(f"\n{scenario.name}: stopped after {session.steps} steps; recorded in {record}",
+                  file=sys.stderr)
+        raise
     finally:
         policy.close()
     if args.json:
@@ -167,6 +180,43 @@ def cmd_export(args) -> int:
     print(f"exported {n} conversations to {args.output} ({len(skipped)} skipped"
           + ("" if args.verbose or not skipped else "; -v lists them") + ")")
     return 0 if n else 1
+
+
+def cmd_clean(args) -> int:
+    """Remove what killed runs left behind: staging dirs (and their mounts) whose owner is gone,
+    and docker containers labelled teletype=1 whose owner is gone."""
+    from .sandbox.staging import clean_orphans, find_orphans
+
+    orphans = find_orphans() if args.dry_run else clean_orphans()
+    for o in orphans:
+        state = "would be removed" if args.dry_run else ("removed" if o.removed else o.problem)
+        print(f"{o.path}: {state} (left by pid {o.owner.get('pid')})")
+    containers: list[tuple[str, str]] = []
+    if not args.no_docker:
+        containers = _clean_docker(args.dry_run)
+        for cid, state in containers:
+            print(f"docker container {cid}: {state}")
+    print(f"{len(orphans)} staging dirs, {len(containers)} containers left by runs that are gone")
+    return 0 if all(o.removed or args.dry_run for o in orphans) else 1
+
+
+def _clean_docker(dry_run: bool) -> list[tuple[str, str]]:
+    import importlib.util
+
+    if importlib.util.find_spec("docker") is None:
+        return []
+    from .sandbox.base import SandboxError
+
+    try:
+        from .sandbox.docker import clean_containers, connect
+
+        client = connect(None)
+    except SandboxError:
+        return []   # no daemon here: nothing of ours can be running in one
+    try:
+        return clean_containers(client, dry_run=dry_run)
+    finally:
+        client.close()
 
 
 def cmd_tiny_model(args) -> int:
@@ -276,6 +326,15 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("-v", "--verbose", action="store_true", help="say why each skipped run was skipped")
     e.set_defaults(func=cmd_export)
 
+    c = sub.add_parser("clean", help="remove staging dirs and docker containers left by killed runs",
+                       description="Remove what runs that were killed (SIGKILL, a crash) left behind: "
+                                   "staging dirs in the temp folder, and docker containers labelled "
+                                   "teletype=1, whose owner process is gone. Those of live runs, and "
+                                   "folders teletype did not make, are left alone.")
+    c.add_argument("--dry-run", action="store_true", help="only list what would be removed")
+    c.add_argument("--no-docker", action="store_true", help="do not ask the docker daemon")
+    c.set_defaults(func=cmd_clean)
+
     t = sub.add_parser("tiny-model", help="build the tiny Mistral-architecture test model (no download)",
                        description="Write a tiny, untrained Mistral-architecture model with a chat template "
                                    "(well under a megabyte, built here with no download) to DIR. It proposes "
@@ -336,14 +395,21 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .session import SessionError
+    from .stopping import Stopped, stop_on_signals
+
     try:
-        return int(args.func(args) or 0)
+        with stop_on_signals():
+            return int(args.func(args) or 0)
     except (ScenarioError, SandboxError, PolicyError, RecordingError) as exc:
         print(f"teletype: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print("teletype: interrupted", file=sys.stderr)
-        return 130
+    except SessionError as exc:
+        print(f"teletype: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as exc:
+        print(f"teletype: {exc or 'interrupted'}", file=sys.stderr)
+        return exc.exit_code if isinstance(exc, Stopped) else 130
 
 
 if __name__ == "__main__":
