@@ -16,6 +16,7 @@ Definitions (the README repeats them):
 """
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, field
 
@@ -25,14 +26,17 @@ TERMINAL = ("exit", "panic")
 
 
 def is_terminal(command: str) -> str | None:
-    """'exit' or 'panic' when the command ends the session, else None."""
-    word = command.strip().split(maxsplit=1)
+    """'exit' or 'panic' when the command ends the session, else None.
+
+    `exit`, `exit 0`, `exit;` and `exit  # all done` are exit; `panic [reason]` is panic."""
+    text = command.strip()
+    word = text.split(maxsplit=1)
     if not word:
         return None
-    if word[0] == "exit" and (len(word) == 1 or word[1].strip().isdigit()):
-        return "exit"
     if word[0] == "panic":
         return "panic"
+    if re.fullmatch(r"exit(?:\s+\d+)?\s*;?\s*(?:#.*)?", text, flags=re.DOTALL) and "\n" not in text:
+        return "exit"
     return None
 
 
@@ -41,8 +45,8 @@ def turn_operated(command: str, status: int | None, interrupted: str | None, out
         return False
     if interrupted in ("incomplete", "too_long"):
         return False
-    if interrupted in ("timeout", "input", "flood"):
-        return True  # the shell ran it; a bound stopped it
+    if interrupted in ("timeout", "input", "flood", "prompt_lost"):
+        return True  # the shell ran it; a bound stopped it (or it took the prompt away)
     if status is None or status in (126, 127):
         return False
     if status == 2 and "syntax error" in output.lower():

@@ -13,6 +13,7 @@ The step API is what the console, the CLI, eval and the tests drive:
 """
 from __future__ import annotations
 
+import re
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +24,7 @@ from .outcome import Outcome, classify, is_terminal, turn_operated
 from .policy.base import Policy, Proposal, ProposalCancelled, Source, TokenCallback
 from .recorder import SCHEMA, Recorder
 from .sandbox import DEFAULT, open_sandbox
-from .sandbox.base import Sandbox
+from .sandbox.base import Sandbox, prompt_setup
 from .scenario import Scenario
 from .shell import Limits, LoginTimeout, Observation, Shell, ShellError
 
@@ -32,6 +33,24 @@ DEFAULT_STEP_BUDGET = 30
 
 class SessionError(RuntimeError):
     pass
+
+
+_PANIC_WORD = re.compile(r"(?:^|[;&|({}!\n]|\b(?:then|else|do|elif)\b)\s*panic(?:\s|$|;|&|\|)")
+
+
+def runs_panic(command: str) -> bool:
+    """Whether the typed command runs `panic` as a command of its own (`test -f x || panic ...`)."""
+    return bool(_PANIC_WORD.search(command))
+
+
+def _panic_reason(command: str, output: str) -> str:
+    """The reason: the words after `panic` when the command is one, else what `panic` printed."""
+    if is_terminal(command) == "panic":
+        return command.strip()[5:].strip()
+    for line in reversed(output.splitlines()):
+        if line.startswith("panic: "):
+            return line[7:].strip()
+    return ""
 
 
 @dataclass
@@ -68,6 +87,8 @@ class Session:
         self.outcome: Outcome | None = None
         self.last_check: CheckReport | None = None
         self.panic_reason: str | None = None
+        self._keyline = ""   # operator takeover: the line being typed, and the last one entered
+        self._keyed = ""
 
     @property
     def model_name(self) -> str:
@@ -92,7 +113,8 @@ class Session:
                 term = self.sandbox.start(rows=self.rows, cols=self.cols)
                 listeners = [fn for fn in (self.recorder.output if self.recorder else None,
                                            self._on_output) if fn is not None]
-                self.shell = Shell(term, self.sandbox.login.nonce, self.limits, listeners=listeners)
+                self.shell = Shell(term, self.sandbox.login.nonce, self.limits, listeners=listeners,
+                                   rearm=prompt_setup(self.sandbox.login, typed=True))
                 self.shell.rows, self.shell.cols = self.rows, self.cols
                 try:
                     orientation = self.shell.login()
@@ -174,18 +196,23 @@ class Session:
             typed = "panic " + shlex.quote(reason) if reason else "panic"
         obs = self.shell.run(typed, timeout=timeout)
         ended: str | None = None
-        if obs.ended:
-            self.panic_reason = obs.panic or self.shell.panic_reason
-            if self.panic_reason is not None or terminal == "panic":
-                ended = "panic"
-                self.panic_reason = self.panic_reason or command.strip()[5:].strip()
-            elif terminal == "exit":
-                ended = "exit"
-            else:
-                ended = "shell_lost"
+        if terminal == "panic" or (obs.ended and runs_panic(command)):
+            # A panic is known from what the model typed, never from what was printed. It ends the
+            # session even where the shell ignored the hang-up (`trap '' HUP`, nohup).
+            ended = "panic"
+            self.panic_reason = _panic_reason(command, obs.text)
+            if not obs.ended:
+                self.shell.close()
+                obs.ended = True
+        elif obs.ended:
+            # The shell ended because of this command: `exit`, `exit;`, `true && exit`, `exec true`
+            # end the session as exit (with their status); a shell killed by a signal is lost.
+            code = obs.exit_code
+            ended = "exit" if (terminal == "exit" or (code is not None and code < 128)) else "shell_lost"
         turn = {
             "step": self.steps, "source": source, "command": command,
-            "status": obs.status, "interrupted": obs.interrupted,
+            "status": obs.exit_code if ended == "exit" and obs.status is None else obs.status,
+            "interrupted": obs.interrupted,
             "seconds": round(obs.seconds, 4), "output_bytes": obs.output_bytes,
             "operated": turn_operated(command, obs.status, obs.interrupted, obs.text),
         }
@@ -220,6 +247,15 @@ class Session:
             return
         if self.recorder is not None:
             self.recorder.input(data)
+        for ch in data.decode("utf-8", "replace"):
+            if ch in "\r\n":
+                self._keyed, self._keyline = self._keyline, ""
+            elif ch in "\x7f\b":
+                self._keyline = self._keyline[:-1]
+            elif ch in "\x03\x15":
+                self._keyline = ""
+            elif ch >= " ":
+                self._keyline += ch
         self.shell.send(data)
 
     def resize(self, rows: int, cols: int) -> None:
@@ -235,8 +271,15 @@ class Session:
         if self.outcome is not None:
             return self.outcome
         if self.shell is not None and self.shell.closed and not self.ended:
-            self.panic_reason = self.shell.panic_reason
-            self.ended = "panic" if self.panic_reason is not None else "exit"
+            # It went away between steps: by a line typed during operator takeover, or a signal.
+            code = self.shell.term.exit_code()
+            if runs_panic(self._keyed):
+                self.ended = "panic"
+                self.panic_reason = _panic_reason(self._keyed, "")
+            elif is_terminal(self._keyed) == "exit" or (code is not None and code < 128):
+                self.ended = "exit"
+            else:
+                self.ended = "shell_lost"
         self.ended = self.ended or ended_by or "stopped"
         try:
             if self.shell is not None and not self.shell.closed:

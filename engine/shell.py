@@ -1,11 +1,19 @@
 """The shell on a terminal: typing a command and knowing, from the shell itself, when it finished.
 
 Completion is event-driven. Every primary prompt ends with an invisible marker that carries the
-session's nonce and `$?`; a continuation prompt (heredoc, open quote) carries another. A prompt marker
-counts only when the shell's own process group holds the terminal's foreground, so output that merely
-looks like a prompt does not end a command. There are no fixed sleeps and no idle timers: the reader
+session's nonce and `$?`; a continuation prompt (heredoc, open quote) carries another. A marker is
+authenticated by the shell's own state, not by its bytes: it counts only when the shell's process
+group holds the terminal and the shell itself is seen waiting in its command-line input (a read of
+its terminal on fd 0), and then the *last* marker counts. Output that copies a marker (a file, a
+motd, a program that found the nonce) cannot end a step or set a status: the shell is busy while it
+prints, and its real prompt comes after. There are no fixed sleeps and no idle timers: the reader
 thread wakes the waiter on every chunk; a slow tick (0.2 s) only re-checks bounds and whether the
 foreground program is waiting on the keyboard.
+
+Before each command the terminal gets its login modes back and pending input is discarded
+(`stty -echo`, `stty raw`, an unread terminal reply cannot reach the next command). A command that
+loses the prompt (`exec sh`, `PS1='$ '`, `exec 2>&-`) leaves the shell waiting at its input with no
+marker: the prompt is set again and the model is told.
 
 Every command is bounded: a time limit, an output limit (a flood is interrupted), and programs that
 wait for keyboard input (vi, less, `read`) are interrupted too. Interrupting means ^C, then SIGKILL to
@@ -13,6 +21,8 @@ the foreground process group, then restoring the terminal modes; the model is to
 """
 from __future__ import annotations
 
+import bisect
+import logging
 import re
 import signal
 import threading
@@ -21,9 +31,14 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .printout import elide_middle, printout
-from .sandbox.base import LOGIN_OSC, PANIC_OSC, PS1_OSC, PS2_OSC, Terminal
+from .sandbox.base import LOGIN_OSC, PS1_OSC, PS2_OSC, Terminal
 
 Listener = Callable[[bytes], None]
+log = logging.getLogger(__name__)
+SETTLE = 0.005
+"""Seconds the shell must sit at its input, all its output read, before its last marker counts."""
+PROMPT_CHARS = 256
+"""Longest prompt line kept whole; text before it on the same line counts as output."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +66,12 @@ class Observation:
     status: int | None = None
     """Exit status from the prompt marker (None when the shell did not come back)."""
     interrupted: str | None = None
-    """Why the command was interrupted: timeout, input, flood, incomplete; None if it finished."""
+    """Why the command was interrupted: timeout, input, flood, incomplete, too_long, prompt_lost
+    (the command took the prompt away and teletype set it again); None if it finished."""
     ended: bool = False
     """The shell is gone (exit, panic, or killed)."""
-    panic: str | None = None
-    """The reason given to `panic`, when the command was (or ran) panic."""
+    exit_code: int | None = None
+    """When the shell is gone: its exit status (128 + N when signal N ended it), if known."""
     output_bytes: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
@@ -105,30 +121,31 @@ class Shell:
     """Drives a login shell on a Terminal. Thread-safe for one caller plus stream listeners."""
 
     def __init__(self, terminal: Terminal, nonce: str, limits: Limits = Limits(),
-                 listeners: list[Listener] | None = None):
+                 listeners: list[Listener] | None = None, rearm: str | None = None):
         self.term = terminal
         self.limits = limits
         n = re.escape(nonce.encode())
         self._ps1 = re.compile(rb"\x1b\]%d;%s;%s\x07" % (PS1_OSC, n, _NUM))
         self._ps2 = re.compile(rb"\x1b\]%d;%s\x07" % (PS2_OSC, n))
         self._login = re.compile(rb"\x1b\]%d;%s\x07" % (LOGIN_OSC, n))
-        self._panic = re.compile(rb"\x1b\]%d;([^\x07\x1b]*)\x07" % PANIC_OSC)
+        self._rearm = rearm
         self._dsr = re.compile(rb"\x1b\[6n")
         self._cond = threading.Condition()
         self._listeners: list[Listener] = list(listeners or [])  # before the reader starts
         self._capture = _Capture()
         self._scan_tail = b""
         self._total = 0               # bytes seen on the stream
-        self._events: list[tuple[int, str, bytes]] = []  # (stream offset, kind, value)
+        self._events: list[tuple[int, str, bytes]] = []  # (stream offset, kind, value), in order
+        self._offsets: list[int] = []                      # the events' offsets, for bisect
         self._closed = False
         self._column = 0
         self.rows, self.cols = 24, 80
         self.shell_pgrp: int | None = None
-        self.panic_reason: str | None = None
         self.status: int | None = None
-        self._prompt_end = 0          # stream offset just past the prompt that ended the last command
         self._cap_start = 0           # stream offset where the current capture starts
-        self._carry = b""             # output that came after the last prompt (belongs to the next turn)
+        self._dropped_last = 0        # bytes the last observation's capture dropped from its middle
+        self._hide: tuple[int, bytes] | None = None  # a line teletype typed itself (not the model's)
+        self._settled_at: float | None = None  # since when the shell sits at its input, output read
         self._reader = threading.Thread(target=self._read_loop, name="teletype-pty-reader", daemon=True)
         self._reader.start()
 
@@ -154,36 +171,37 @@ class Shell:
             except EOFError:
                 break
             except Exception:  # a broken terminal ends the stream, never the process
+                log.warning("terminal read failed; the session's stream ends here", exc_info=True)
                 break
             if not data:
                 if not self.term.alive():
                     # drain what is left, then stop
                     try:
                         data = self.term.read(0.05)
-                    except EOFError:
+                    except Exception:
                         break
                     if not data:
                         break
                 else:
                     continue
-            self._answer_queries(data)
+            try:
+                self._answer_queries(data)
+            except Exception:
+                log.warning("answering a terminal query failed", exc_info=True)
             with self._cond:
                 listeners = list(self._listeners)
             for fn in listeners:
                 try:
                     fn(data)
                 except Exception:
-                    pass
+                    # A listener (the recorder, the console's pane) must not stop the session,
+                    # but its failure is worth knowing: a recorder that fails loses data.
+                    log.error("an output listener failed (%r)", fn, exc_info=True)
             with self._cond:
-                panicked = self.panic_reason is not None
                 self._scan(data)
                 self._capture.add(data)
                 self._total += len(data)
                 self._cond.notify_all()
-            if not panicked and self.panic_reason is not None:
-                # `panic` ends the session whether or not the shell obeys its SIGHUP (an ignored
-                # SIGHUP is inherited, e.g. under nohup).
-                self.term.close()
         with self._cond:
             self._closed = True
             self._cond.notify_all()
@@ -204,16 +222,18 @@ class Shell:
     def _scan(self, data: bytes) -> None:
         window = self._scan_tail + data
         base = self._total - len(self._scan_tail)
-        for kind, rx in (("ps1", self._ps1), ("ps2", self._ps2), ("login", self._login),
-                         ("panic", self._panic)):
+        found = []
+        for kind, rx in (("ps1", self._ps1), ("ps2", self._ps2), ("login", self._login)):
             for m in rx.finditer(window):
                 end = base + m.end()
-                if any(e[0] == end and e[1] == kind for e in self._events[-8:]):
-                    continue  # seen in the previous window already
-                value = m.group(1) if m.groups() else b""
-                self._events.append((end, kind, value))
-                if kind == "panic":
-                    self.panic_reason = value.decode("utf-8", "replace")
+                if end <= self._total:
+                    continue  # it ended in the previous chunk: seen then already
+                found.append((end, kind, m.group(1) if m.groups() else b""))
+        for ev in sorted(found):
+            if self._offsets and ev[0] < self._offsets[-1]:
+                continue  # never out of order
+            self._events.append(ev)
+            self._offsets.append(ev[0])
         self._scan_tail = window[-128:]
 
     # -- control --------------------------------------------------------------------------------
@@ -226,43 +246,117 @@ class Shell:
         self.term.write(data)
 
     def _event_after(self, offset: int, kinds: tuple[str, ...]) -> tuple[int, str, bytes] | None:
-        for ev in self._events:
-            if ev[0] > offset and ev[1] in kinds:
-                return ev
+        for i in range(bisect.bisect_right(self._offsets, offset), len(self._events)):
+            if self._events[i][1] in kinds:
+                return self._events[i]
         return None
 
-    def _at_prompt(self, ev: tuple[int, str, bytes]) -> bool:
-        """A prompt marker counts when the shell holds the terminal (or that cannot be known)."""
+    def _last_event_after(self, offset: int, kinds: tuple[str, ...]) -> tuple[int, str, bytes] | None:
+        first = bisect.bisect_right(self._offsets, offset)
+        for i in range(len(self._events) - 1, first - 1, -1):
+            if self._events[i][1] in kinds:
+                return self._events[i]
+        return None
+
+    def _at_prompt(self) -> bool:
+        """The shell holds the terminal (or that cannot be known)."""
         fg = self.term.foreground_pgrp()
         return fg is None or self.shell_pgrp is None or fg == self.shell_pgrp
+
+    def _shell_at_input(self) -> bool | None:
+        if self.shell_pgrp is None:
+            return None
+        return self.term.at_line_input(self.shell_pgrp)
+
+    def _prompt_after(self, mark: int, kinds: tuple[str, ...]) -> tuple[int, str, bytes] | None | bool:
+        """The prompt marker that ends the wait, if there is one now.
+
+        Returns the event; None when there is no marker after `mark`; False when there is one but
+        the shell has not (yet) been seen waiting at its input. Called with the lock held.
+        """
+        if self._event_after(mark, kinds) is None:
+            return None
+        if not self._at_prompt():
+            return False
+        at_input = self._shell_at_input()
+        if at_input is None:  # cannot be known: the first marker counts, as it comes
+            return self._event_after(mark, kinds)
+        if not at_input:
+            self._settled_at = None
+            return False
+        # The shell waits at its input, so it has written its prompt: once everything it wrote has
+        # been read (and a moment more, for the pty's own buffer to reach us), the last marker is it.
+        drained = getattr(self.term, "drained", None)
+        if drained is not None:
+            now = time.monotonic()
+            if drained(self._total) is False:
+                self._settled_at = None
+                return False
+            if self._settled_at is None:
+                self._settled_at = now
+            if now - self._settled_at < SETTLE:
+                return False
+        return self._last_event_after(mark, kinds)
 
     def login(self) -> str:
         """Wait for the first prompt; return the orientation (banner, motd, prompt) as printed."""
         deadline = time.monotonic() + self.limits.login_timeout
+        waiting_since: float | None = None
         with self._cond:
             while True:
-                ev = self._event_after(-1, ("ps1",))
-                if ev is not None:
-                    break
+                if self._event_after(-1, ("ps1",)) is not None:
+                    if self.shell_pgrp is None:
+                        self.shell_pgrp = self.term.foreground_pgrp()
+                    ev = self._prompt_after(-1, ("ps1",))
+                    if ev:
+                        break
                 if self._closed:
                     raw, _ = self._capture.bytes()
-                    raise ShellError("the shell exited before its first prompt: "
-                                     + printout(raw.decode("utf-8", "replace")).strip()[-500:])
-                if time.monotonic() > deadline:
+                    said = printout(raw.decode("utf-8", "replace")).strip()[-300:]
+                    raise ShellError("the shell exited before its first prompt"
+                                     + (f" (exit status {self.term.exit_code()})"
+                                        if self.term.exit_code() is not None else "")
+                                     + (f": {said}" if said else ""))
+                now = time.monotonic()
+                if now > deadline:
                     raise LoginTimeout(f"no prompt from the shell within {self.limits.login_timeout:.0f} s")
-                self._cond.wait(0.2)
-            raw, _ = self._capture.bytes()
-            self._capture = _Capture()
-            self._mark = ev[0]
-        self.shell_pgrp = self.term.foreground_pgrp()
+                pgrp = self.term.foreground_pgrp()
+                if self._event_after(-1, ("ps1",)) is None and pgrp is not None \
+                        and self.term.waiting_for_input(pgrp):
+                    # It waits for the keyboard and never showed teletype's prompt: not a shell that
+                    # reads $ENV (or one told to ignore it). Waiting longer would not help.
+                    waiting_since = waiting_since or now
+                    if now - waiting_since > 1.0:
+                        raise ShellError("the login shell waits for input but never printed teletype's "
+                                         "prompt: it must be a POSIX shell that reads $ENV when "
+                                         "interactive (dash, ash, bash --posix)")
+                else:
+                    waiting_since = None
+                self._cond.wait(0.002 if self._event_after(-1, ("ps1",)) is not None else 0.2)
+            raw = self._take(ev[0])
         self.term.save_modes()
         start = 0
         m = self._login.search(raw)
         if m:
             start = m.end()
-        end = self._ps1.search(raw, start)
-        text = raw[start:end.end() if end else len(raw)]
-        return printout(text.decode("utf-8", "replace")).lstrip("\n")
+        text = printout(raw[start:].decode("utf-8", "replace")).lstrip("\n")
+        output, prompt = _split_prompt(text)
+        return elide_middle(output, self.limits.observation_chars) + prompt
+
+    def _take(self, end: int) -> bytes:
+        """The captured bytes up to stream offset `end` (a prompt's end); the capture then holds
+        what came after it, which belongs to the next turn. Called with the lock held."""
+        raw, dropped = self._capture.bytes()
+        cut = end - self._cap_start
+        if cut > len(self._capture.head):
+            cut -= dropped
+        cut = max(0, min(cut, len(raw)))
+        rest = raw[cut:]
+        self._capture = _Capture()
+        self._capture.add(rest)
+        self._cap_start = end
+        self._dropped_last = dropped
+        return raw[:cut]
 
     def run(self, command: str, timeout: float | None = None) -> Observation:
         """Type `command` (one or more lines), wait until the shell prompts again, and observe."""
@@ -273,6 +367,15 @@ class Shell:
         notes: list[str] = []
         interrupted: str | None = None
         status: int | None = None
+        end: int | None = None         # stream offset of the prompt that ended the command
+        with self._cond:
+            self._capture.total = len(self._capture.bytes()[0])  # the flood bound counts from here
+            if not self._closed:
+                # Markers before this command can never end it.
+                self._events.clear()
+                self._offsets.clear()
+        if not self._closed:
+            self.term.prepare_input()
         for i, line in enumerate(lines):
             encoded = line.encode("utf-8")
             if len(encoded) > self.limits.line_bytes:
@@ -283,78 +386,75 @@ class Shell:
             with self._cond:
                 if self._closed:
                     break
-                if i == 0:
-                    self._capture = _Capture()
-                    self._capture.add(self._carry)
-                    self._cap_start = self._total - len(self._carry)
-                    self._carry = b""
-                    self._prompt_end = -1
                 mark = self._total
             try:
                 self.term.write(encoded + b"\n")
             except EOFError:
                 break
             last = i == len(lines) - 1
-            outcome, status = self._wait(mark, deadline, last)
-            if outcome == "more":
-                continue
-            if outcome == "prompt":
-                break
-            if outcome == "closed":
+            outcome, status, end = self._wait(mark, deadline, last)
+            if outcome in ("more", "prompt", "closed"):
+                if outcome == "more":
+                    continue
                 break
             interrupted = outcome
+            if outcome == "prompt_lost":
+                status, end = self._rearm_prompt(notes)
+                break
             notes.append(self._interrupt_note(outcome, command, limit))
-            status = self._interrupt(deadline_extra=3.0)
+            status, end = self._interrupt()
             break
         with self._cond:
-            raw, dropped = self._capture.bytes()
-            total = self._capture.total
             closed = self._closed
-            if self._prompt_end >= self._cap_start:
-                cut = self._prompt_end - self._cap_start
-                if cut > len(self._capture.head):
-                    cut -= dropped
-                raw, self._carry = raw[:cut], raw[cut:]
-        obs = self._observe(raw, dropped, notes, lines[0])
+            total = self._capture.total
+            if end is not None:
+                raw = self._take(end)
+            else:  # the shell is gone (or never came back): everything captured is this turn's
+                raw = self._take(self._total)
+            dropped = self._dropped_last
+        obs = self._observe(raw, dropped, notes, lines[0], final=closed or end is None)
         obs.status = status
         obs.interrupted = interrupted
         obs.ended = closed or not self.term.alive()
-        obs.panic = self.panic_reason
+        if obs.ended:
+            self._reader.join(timeout=1.0)
+            obs.exit_code = self.term.exit_code()
         obs.output_bytes = total
         obs.seconds = time.monotonic() - t0
-        if not obs.ended:
-            self.term.save_modes()
         return obs
 
-    def _wait(self, mark: int, deadline: float, last: bool) -> tuple[str, int | None]:
-        """Wait after typing one line: 'prompt', 'more', 'closed', or a reason to interrupt."""
+    def _wait(self, mark: int, deadline: float, last: bool) -> tuple[str, int | None, int | None]:
+        """Wait after typing one line: ('prompt' | 'more' | 'closed' | a reason to interrupt,
+        status, the prompt's stream offset)."""
         waiting_since: float | None = None
+        lost_since: float | None = None
         last_probe = time.monotonic()
+        pause = 0.001
+        self._settled_at = None
         with self._cond:
             while True:
-                ev = self._event_after(mark, ("ps1", "ps2"))
-                if ev is not None and ev[1] == "ps1":
-                    if self._at_prompt(ev):
+                ev = self._prompt_after(mark, ("ps1", "ps2"))
+                if ev:
+                    if ev[1] == "ps1":
                         self.status = int(ev[2])
-                        self._prompt_end = ev[0]
-                        return "prompt", self.status
-                    mark = ev[0]  # a marker printed by something else: keep waiting
-                    continue
-                if ev is not None and ev[1] == "ps2":
+                        return "prompt", self.status, ev[0]
                     if not last:
-                        return "more", None
-                    if self._at_prompt(ev):
-                        return "incomplete", None
-                    mark = ev[0]
-                    continue
+                        return "more", None, ev[0]
+                    return "incomplete", None, ev[0]
                 if self._closed:
-                    return "closed", None
+                    return "closed", None, None
                 if self._capture.total > self.limits.output_bytes:
-                    return "flood", None
+                    return "flood", None, None
                 now = time.monotonic()
                 if now >= deadline:
-                    return "timeout", None
-                self._cond.wait(min(0.2, deadline - now))
+                    return "timeout", None, None
+                if ev is False:
+                    # A marker, but the shell is not (yet) at its input: it prints the prompt, then
+                    # reads. Look again soon; a marker some output copied waits for the real one.
+                    self._cond.wait(min(pause, deadline - now))
+                    pause = min(pause * 2, 0.05)
+                else:
+                    self._cond.wait(min(0.2, deadline - now))
                 if self._event_after(mark, ("ps1", "ps2")) is not None or self._closed:
                     continue
                 now = time.monotonic()
@@ -362,19 +462,55 @@ class Shell:
                     continue  # woken by output: /proc is read on the slow tick only (floods stay cheap)
                 last_probe = now
                 fg = self.term.foreground_pgrp()
+                if fg is not None and fg == self.shell_pgrp and self._shell_at_input():
+                    # The shell waits at its own input and showed no marker: the command took the
+                    # prompt away (PS1 changed, `exec sh`, stderr closed).
+                    lost_since = lost_since or now
+                    if now - lost_since >= self.limits.input_grace:
+                        return "prompt_lost", None, None
+                    continue
+                lost_since = None
                 if self.term.waiting_for_input(fg):
                     now = time.monotonic()
                     waiting_since = waiting_since or now
                     if now - waiting_since >= self.limits.input_grace:
-                        return "input", None
+                        return "input", None, None
                 else:
                     waiting_since = None
 
-    def _interrupt(self, deadline_extra: float) -> int | None:
-        """^C; then SIGKILL the foreground group; then give up on the shell. Returns the status."""
+    def _rearm_prompt(self, notes: list[str]) -> tuple[int | None, int | None]:
+        """Type the prompt's definition again (and point stderr, where prompts go, back at the
+        terminal); the echo of that line is not the model's output."""
         with self._cond:
             mark = self._total
-        self.term.write(b"\x03")
+        line = "exec 2>/dev/tty; " + (self._rearm or "")
+        try:
+            self.term.prepare_input()
+            self.term.write(line.encode() + b"\n")
+        except EOFError:
+            return None, None
+        got = self._wait_prompt(mark, 3.0)
+        if got is None:
+            notes.append("[teletype: the command took the shell's prompt away, and teletype could not "
+                         "set it again]")
+            self.term.close()
+            return None, None
+        with self._cond:
+            self._hide = (mark, line.encode())
+        notes.append("[teletype: the command took the shell's prompt away (a new PS1, a new shell, or "
+                     "stderr closed); teletype set it again]")
+        return None, got[1]
+
+    def _interrupt(self) -> tuple[int | None, int | None]:
+        """^C; then SIGKILL the foreground group; then give up on the shell. Returns (status,
+        the prompt's offset)."""
+        with self._cond:
+            mark = self._total
+        try:
+            self.term.prepare_input()  # cooked modes first, so that ^C is a signal even after `stty raw`
+            self.term.write(b"\x03")
+        except EOFError:
+            return None, None
         got = self._wait_prompt(mark, 1.0)
         if got is not None:
             return got
@@ -386,25 +522,28 @@ class Shell:
         if got is not None:
             return got
         # The shell itself does not come back: the session cannot go on.
+        log.info("the shell did not come back after an interrupt; closing it")
         self.term.close()
-        return None
+        return None, None
 
-    def _wait_prompt(self, mark: int, seconds: float) -> int | None:
+    def _wait_prompt(self, mark: int, seconds: float) -> tuple[int, int] | None:
         deadline = time.monotonic() + seconds
+        pause = 0.001
+        self._settled_at = None
         with self._cond:
             while True:
-                ev = self._event_after(mark, ("ps1",))
-                if ev is not None and self._at_prompt(ev):
+                ev = self._prompt_after(mark, ("ps1",))
+                if ev:
                     self.status = int(ev[2])
-                    self._prompt_end = ev[0]
-                    return self.status
-                if ev is not None:
-                    mark = ev[0]
-                    continue
+                    return self.status, ev[0]
                 now = time.monotonic()
                 if self._closed or now >= deadline:
                     return None
-                self._cond.wait(deadline - now)
+                if ev is False:
+                    self._cond.wait(min(pause, deadline - now))
+                    pause = min(pause * 2, 0.05)
+                else:
+                    self._cond.wait(deadline - now)
 
     @staticmethod
     def _interrupt_note(reason: str, command: str, limit: float) -> str:
@@ -418,7 +557,14 @@ class Shell:
                            "the shell asked for more input; it was cancelled with ^C]"),
         }[reason]
 
-    def _observe(self, raw: bytes, dropped: int, notes: list[str], first_line: str = "") -> Observation:
+    def _observe(self, raw: bytes, dropped: int, notes: list[str], first_line: str = "",
+                 final: bool = False) -> Observation:
+        hide, self._hide = self._hide, None
+        if hide is not None:  # the re-armed prompt's own line
+            at = raw.find(hide[1])
+            if at >= 0:
+                nl = raw.find(b"\n", at)
+                raw = raw[:at] + (raw[nl + 1:] if nl >= 0 else b"")
         # The terminal echoes the first typed line; the model already knows what it typed. Output
         # from background jobs may come before the echo: keep it, drop only the echo itself.
         echo = first_line.encode("utf-8") + b"\r\n"
@@ -429,13 +575,10 @@ class Shell:
             nl = raw.find(b"\n")
             body = raw[nl + 1:] if nl >= 0 else b""
         text = printout(body.decode("utf-8", "replace"))
-        if "\n" in text:
-            output, prompt = text.rsplit("\n", 1)
-            output += "\n"
+        if final:
+            output, prompt = text, ""
         else:
-            output, prompt = "", text
-        if self._closed:
-            output, prompt = output + prompt, ""
+            output, prompt = _split_prompt(text)
         output = elide_middle(output, self.limits.observation_chars, already=dropped)
         note_text = "".join(n + "\n" for n in notes)
         return Observation(text=output + note_text + prompt, notes=notes)
@@ -443,3 +586,16 @@ class Shell:
     def close(self) -> None:
         self.term.close()
         self._reader.join(timeout=2.0)
+
+
+def _split_prompt(text: str) -> tuple[str, str]:
+    """(output, prompt): the prompt is the last line, at most PROMPT_CHARS of it; output printed
+    without a final newline stays on the prompt's line, and whatever exceeds that counts as output."""
+    if "\n" in text:
+        output, prompt = text.rsplit("\n", 1)
+        output += "\n"
+    else:
+        output, prompt = "", text
+    if len(prompt) > PROMPT_CHARS:
+        output, prompt = output + prompt[:-PROMPT_CHARS] + "\n", prompt[-PROMPT_CHARS:]
+    return output, prompt

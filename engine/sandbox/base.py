@@ -21,13 +21,17 @@ from .staging import STAGED_MTIME, StagingDir, stage_home  # noqa: F401  (re-exp
 TELETYPE_NAME = "teletype"
 TELETYPE_VERSION = "0.1.0"
 
-# Private OSC sequences (invisible on a terminal). NONCE is per session.
+# Private OSC sequences (invisible on a terminal). NONCE is per session, and never in a file or an
+# environment variable the sandbox user can read: the rc file that defines the prompts deletes
+# itself as it is read (see rc_script). A marker counts only where the shell itself is seen waiting
+# at its own input (engine/shell.py), so output that copies one cannot end a step or set a status.
 PS1_OSC = 7770   # ESC ] 7770 ; NONCE ; STATUS BEL   ends every primary prompt, carries $?
 PS2_OSC = 7771   # ESC ] 7771 ; NONCE BEL            ends every continuation prompt
-PANIC_OSC = 7772  # ESC ] 7772 ; REASON BEL          printed by the `panic` program
 LOGIN_OSC = 7773  # ESC ] 7773 ; NONCE BEL           printed before the banner at login
 
-RUN_DIR = "/run/teletype"          # inside the sandbox: rc file, banner, bin/panic
+RUN_DIR = "/run/teletype"          # inside the sandbox: banner, motd, bin/panic (read-only)
+LOGIN_DIR = "/run/teletype-login"  # inside the sandbox: the rc file, until the login shell reads it
+LOGIN_RC = f"{LOGIN_DIR}/rc"
 SANDBOX_PATH = f"{RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
@@ -71,9 +75,19 @@ class Terminal(Protocol):
     def restore_modes(self) -> None:
         """Put back the modes saved last (after an interactive program was killed)."""
 
+    def at_line_input(self, pid: int) -> bool | None:
+        """Whether the shell `pid` waits in its own command-line input (not in a `read` builtin);
+        None when it cannot be known (then a prompt marker is trusted as it comes)."""
+
+    def prepare_input(self) -> None:
+        """Before a command is typed: sane modes back, pending input discarded."""
+
     def kill_pgrp(self, pgrp: int, sig: int) -> None: ...
 
     def alive(self) -> bool: ...
+
+    def exit_code(self) -> int | None:
+        """The shell's exit status once it ended (128 + N for signal N), else None."""
 
     def close(self) -> None: ...
 
@@ -81,6 +95,8 @@ class Terminal(Protocol):
 class Sandbox(Protocol):
     name: str
     scenario: Scenario
+    login: "Login"
+    """Who the shell logs in as, and the nonce its prompt markers carry."""
 
     def start(self, rows: int = 24, cols: int = 80) -> Terminal:
         """Spawn the scenario's login shell on a terminal."""
@@ -108,7 +124,7 @@ class Login:
         env = {
             "HOME": self.home, "USER": self.user, "LOGNAME": self.user, "SHELL": self.shell,
             "HOSTNAME": self.host, "PATH": SANDBOX_PATH, "TERM": "xterm", "LANG": "C.UTF-8",
-            "ENV": f"{RUN_DIR}/rc", "PAGER": "cat", "GIT_PAGER": "cat", "EDITOR": "false",
+            "ENV": LOGIN_RC, "PAGER": "cat", "GIT_PAGER": "cat", "EDITOR": "false",
             "VISUAL": "false",
         }
         for key, value in scenario.env.items():
@@ -123,49 +139,66 @@ def banner(scenario: Scenario) -> str:
     return f"{TELETYPE_NAME} {TELETYPE_VERSION} host: {lg.host} user: {lg.user} shell: {lg.shell}\n"
 
 
-def rc_script(login: Login) -> str:
-    """The shell's $ENV file: prompt markers, banner and motd once per login.
+def prompt_setup(login: Login, typed: bool = False) -> str:
+    """One line of shell that (re)defines the prompts and their markers.
 
     The prompt uses parameter expansion only (no command substitution): a prompt that needs a fork
     would vanish under a fork bomb, and the session with it. `cd` keeps the shown directory current.
+    In the rc file the markers' ESC and BEL are the bytes themselves; `typed` gives the line the Shell
+    types when a command lost the prompt (`exec sh`, `PS1='$ '`), which makes them with printf
+    instead (a typed ESC would start a line editor's key sequence).
+    """
+    n = login.nonce
+    where = ("__tt_where() { case $PWD in \"$HOME\") __tt_d='~';; \"$HOME\"/*) __tt_d=\"~${PWD#\"$HOME\"}\";; "
+             "*) __tt_d=$PWD;; esac; }; "
+             "cd() { command cd \"$@\" || return; __tt_where; }; __tt_where; ")
+    if not typed:
+        return where + (f"PS1='$USER@$HOSTNAME:$__tt_d$ \033]{PS1_OSC};{n};$?\007'; "
+                        f"PS2='> \033]{PS2_OSC};{n}\007'")
+    return where + ("__tt_e=$(printf '\\033'); __tt_b=$(printf '\\007'); "
+                    f"PS1='$USER@$HOSTNAME:$__tt_d$ '\"$__tt_e]{PS1_OSC};{n};\"'$?'\"$__tt_b\"; "
+                    f"PS2='> '\"$__tt_e]{PS2_OSC};{n}$__tt_b\"; unset __tt_e __tt_b")
+
+
+def rc_script(login: Login) -> str:
+    """The shell's $ENV file: prompt markers, banner and motd once per login.
+
+    It removes itself first, so that no command can read the nonce from it, and unsets ENV, so
+    that a nested interactive shell does not look for it.
     """
     n = login.nonce
     return f"""\
-# teletype: prompt markers and the login banner (sourced by interactive shells through $ENV)
-__tt_where() {{
-  case $PWD in "$HOME") __tt_d='~';; "$HOME"/*) __tt_d="~${{PWD#"$HOME"}}";; *) __tt_d=$PWD;; esac
-}}
-cd() {{ command cd "$@" || return; __tt_where; }}
-PS1='$USER@$HOSTNAME:$__tt_d$ \033]{PS1_OSC};{n};$?\007'
-PS2='> \033]{PS2_OSC};{n}\007'
+# teletype: prompt markers and the login banner (sourced once by the login shell through $ENV)
+rm -f "$ENV" 2>/dev/null
+unset ENV
+{prompt_setup(login)}
 # The login shell cannot hand the terminal back to a process group outside the sandbox when it
 # exits; dash says so ("Cannot set tty process group"). Nobody is there to read it.
 trap 'exec 2>/dev/null' EXIT
 if [ -z "$TELETYPE_SESSION" ]; then
   TELETYPE_SESSION=1; export TELETYPE_SESSION
-  printf '\033]{LOGIN_OSC};{n}\007'
+  printf '\\033]{LOGIN_OSC};{n}\\007'
   cat {RUN_DIR}/banner {RUN_DIR}/motd 2>/dev/null
   cd "$HOME" 2>/dev/null
 fi
-__tt_where
 """
 
 
-PANIC_SCRIPT = f"""\
+# The engine knows a panic from the command the model typed, never from what is printed: this
+# program only says so and hangs up the shell that ran it.
+PANIC_SCRIPT = """\
 #!/bin/sh
 # teletype: end the session as blocked. Usage: panic [reason]
 reason=$(printf '%s' "$*" | tr -d '\\007\\033')
-printf 'panic: %s\\n' "${{reason:-no reason given}}"
-printf '\\033]{PANIC_OSC};%s\\007' "$reason"
+printf 'panic: %s\\n' "${reason:-no reason given}"
 kill -HUP $PPID 2>/dev/null
 exit 0
 """
 
 
 def stage_run_dir(dest: Path, scenario: Scenario, login: Login) -> None:
-    """Write the rc file, banner, motd, `panic` and provider programs into `dest` (becomes RUN_DIR)."""
+    """Write the banner, motd, `panic` and provider programs into `dest` (becomes RUN_DIR)."""
     (dest / "bin").mkdir(parents=True, exist_ok=True)
-    (dest / "rc").write_text(rc_script(login))
     (dest / "banner").write_text(banner(scenario))
     motd = scenario.login.motd
     (dest / "motd").write_text(motd if not motd or motd.endswith("\n") else motd + "\n")
@@ -181,6 +214,23 @@ def stage_run_dir(dest: Path, scenario: Scenario, login: Login) -> None:
             p.chmod(0o755)
         elif p.stat().st_mode & 0o111 == 0:
             p.chmod(0o644)
+
+
+def stage_login_rc(dest: Path, login: Login, uid: int | None = None, gid: int | None = None) -> Path:
+    """Write a fresh rc file into `dest` (becomes LOGIN_DIR), readable by the login user alone.
+
+    Called before every start of the login shell, which deletes it as it reads it.
+    """
+    dest.mkdir(mode=0o700, parents=True, exist_ok=True)
+    dest.chmod(0o700)
+    rc = dest / "rc"
+    fd = os.open(rc, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(rc_script(login))
+    if uid is not None:
+        os.chown(dest, uid, gid if gid is not None else uid)
+        os.chown(rc, uid, gid if gid is not None else uid, follow_symlinks=False)
+    return rc
 
 
 def passwd_lines(login: Login) -> tuple[str, str]:

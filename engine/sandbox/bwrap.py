@@ -18,8 +18,8 @@ import tempfile
 from pathlib import Path
 
 from ..scenario import Scenario
-from .base import (RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
-                   stage_home, stage_run_dir)
+from .base import (LOGIN_DIR, RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
+                   stage_home, stage_login_rc, stage_run_dir)
 from .ptyterm import PtyTerminal
 from .staging import chown_tree, clean_orphans, mount_tmpfs
 
@@ -135,6 +135,9 @@ class BwrapSandbox:
                                    "bwrap sandbox mounts read-only from the host; put it elsewhere "
                                    "(or use --sandbox docker)")
         stage_run_dir(st / "run", self.scenario, self.login)
+        (st / "login").mkdir(mode=0o700)
+        if self.root:
+            os.chown(st / "login", self.host_uid, self.host_gid)
         etc = st / "etc"
         etc.mkdir()
         passwd, group = passwd_lines(self.login)
@@ -186,6 +189,7 @@ class BwrapSandbox:
                  *tmp, "--tmpfs", "/tmp", *tmp, "--tmpfs", "/var/tmp", "--dir", "/var",
                  *(["--size", str(1 << 20)] if sized else []), "--tmpfs", "/run",
                  "--ro-bind", str(st / "run"), RUN_DIR,
+                 "--bind", str(st / "login"), LOGIN_DIR,
                  "--dir", "/home", "--bind", str(self.home_dir), home]
         for target, host in self.outside:
             if host.is_symlink():   # bound as a link: a bind would follow it on the host
@@ -212,6 +216,9 @@ class BwrapSandbox:
             os.setuid(self.host_uid)
 
     def start(self, rows: int = 24, cols: int = 80) -> PtyTerminal:
+        # A fresh rc for each login shell: it deletes itself as it is read (the nonce is in it).
+        stage_login_rc(self.staging.path / "login", self.login,
+                       *((self.host_uid, self.host_gid) if self.root else (None, None)))
         argv = self._argv([self.login.shell, "-i"], interactive=True)
         self.terminal = PtyTerminal(argv, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                                     rows=rows, cols=cols, preexec_fn=self._demote)

@@ -25,8 +25,8 @@ import time
 from pathlib import Path
 
 from ..scenario import Scenario
-from .base import (RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines, stage_home,
-                   stage_run_dir)
+from .base import (LOGIN_DIR, RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
+                   rc_script, stage_home, stage_run_dir)
 from .dockerapi import API_TIMEOUT, HINT, PRIVATE_SOCKET, _hijack, _ready, _recv, _short, connect
 from .dockerimage import ensure_busybox_image
 from .dockerterm import DockerTerminal, _host_tree, _in_container
@@ -186,6 +186,7 @@ class DockerSandbox:
             raise SandboxError("the docker sandbox is closed")
         lg = self.login
         try:
+            self._put_login_rc()
             # The tty gets its size before the shell starts (API 1.41 execs start at 0x0, and a
             # resize under a running busybox ash makes it redraw its prompt, marker and all).
             argv = ["/bin/sh", "-c", _LOGIN_WRAP, lg.shell, str(rows), str(cols)]
@@ -196,6 +197,22 @@ class DockerSandbox:
         except docker.errors.DockerException as exc:
             raise SandboxError(f"cannot start the login shell in the docker sandbox: {_short(exc)}") from exc
         return self.terminal
+
+    def _put_login_rc(self) -> None:
+        """A fresh rc for each login shell, readable by the login user alone; it deletes itself as
+        it is read (the nonce is in it)."""
+        lg = self.login
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
+            ti = tarfile.TarInfo(LOGIN_DIR.strip("/"))
+            ti.type, ti.mode, ti.uid, ti.gid, ti.mtime = tarfile.DIRTYPE, 0o700, lg.uid, lg.gid, int(time.time())
+            tar.addfile(ti)
+            data = rc_script(lg).encode()
+            ti = tarfile.TarInfo(LOGIN_DIR.strip("/") + "/rc")
+            ti.size, ti.mode, ti.uid, ti.gid, ti.mtime = len(data), 0o600, lg.uid, lg.gid, int(time.time())
+            tar.addfile(ti, io.BytesIO(data))
+        if not self.client.api.put_archive(self.container_id, "/", buf.getvalue()):
+            raise SandboxError("docker refused the login shell's rc file (put_archive)")
 
     def exec(self, command: str, timeout: float = 20.0) -> ExecResult:
         """`sh -c command` as the login user in home, with the login environment; output combined."""

@@ -310,6 +310,34 @@ class DockerTerminal:
             self.sandbox._run(["/bin/sh", "-c", _RESTORE + '__tt_restore "$1" kill', "sh",
                                str(self.container_pid)], timeout=5.0)
 
+    def at_line_input(self, pid: int) -> bool | None:
+        """Busybox ash reads its edited line a byte at a time, like its `read`: not known here."""
+        return None
+
+    def prepare_input(self) -> None:
+        """Pending input discarded before a command is typed (where the tty opens from the host).
+        The modes are ash's own business: it sets raw mode to edit a line and restores after."""
+        if not self._host_tty:
+            return
+        try:
+            fd = self._open_tty()
+        except OSError:
+            return
+        try:
+            if self._same_shell():
+                termios.tcflush(fd, termios.TCIFLUSH)
+        except termios.error:
+            pass
+        finally:
+            os.close(fd)
+
+    def exit_code(self) -> int | None:
+        try:
+            info = self.api.exec_inspect(self.exec_id)
+        except Exception:
+            return None
+        return None if info.get("Running") else info.get("ExitCode")
+
     def _set_modes(self, only_if_raw: bool, unless_shell: bool) -> None:
         try:
             fd = self._open_tty()

@@ -10,7 +10,7 @@ import subprocess
 import warnings
 
 from ..scenario import Scenario
-from .base import ExecResult, Login, SandboxError, StagingDir, stage_home, stage_run_dir
+from .base import ExecResult, Login, SandboxError, StagingDir, stage_home, stage_login_rc, stage_run_dir
 from .ptyterm import PtyTerminal
 
 
@@ -47,13 +47,13 @@ class LocalSandbox:
     def _env(self) -> dict[str, str]:
         env = self.login.environ(self.scenario)
         rd = str(self.run_dir)
-        env["ENV"] = f"{rd}/rc"
+        env["ENV"] = str(self.staging.path / "login" / "rc")
         env["PATH"] = env["PATH"].replace("/run/teletype", rd)
         return env
 
     def start(self, rows: int = 24, cols: int = 80) -> PtyTerminal:
         # The rc file names /run/teletype; point it at this sandbox's run dir instead.
-        rc = self.run_dir / "rc"
+        rc = stage_login_rc(self.staging.path / "login", self.login)
         rc.write_text(rc.read_text().replace("/run/teletype", str(self.run_dir)))
         self.terminal = PtyTerminal([self.login.shell, "-i"], env=self._env(), cwd=str(self.home),
                                     rows=rows, cols=cols)

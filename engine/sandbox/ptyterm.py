@@ -22,6 +22,7 @@ from .base import SandboxError
 # Syscall numbers for read and the poll family, per architecture (from /proc/PID/syscall).
 _READ_SYSCALLS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67}}
 _POLL_SYSCALLS = {"x86_64": {7, 23, 232, 270, 271, 281, 441}, "aarch64": {72, 73, 22, 441}}
+_PLAIN_READ = {"x86_64": 0, "aarch64": 63}
 _ARCH = platform.machine()
 _SPAWN_LOCK = threading.Lock()  # one fork at a time: sessions start from several threads in an eval
 
@@ -50,20 +51,23 @@ def pids_in_pgrp(pgrp: int) -> list[int]:
     return found
 
 
-def blocked_on_tty(pid: int) -> bool:
-    """Whether process `pid` sleeps in a read (or poll) of a terminal."""
+def blocked_on_tty(pid: int) -> bool | None:
+    """Whether process `pid` sleeps in a read (or poll) of a terminal; None when /proc does not say."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             stat = f.read()
         state = stat[stat.rfind(b")") + 2:].split()[0]
-        if state not in (b"S", b"T", b"t"):
-            return False
         if state in (b"T", b"t"):  # stopped, e.g. by SIGTTIN: it wanted the terminal
             return True
+        if state != b"S":
+            return False
+    except OSError:
+        return False  # gone
+    try:
         with open(f"/proc/{pid}/syscall") as f:
             parts = f.read().split()
     except OSError:
-        return False
+        return None
     if not parts or not parts[0].lstrip("-").isdigit():
         return False
     nr = int(parts[0])
@@ -73,6 +77,45 @@ def blocked_on_tty(pid: int) -> bool:
         # select/poll: assume it waits on its terminal when stdin is one.
         return _tty_fd(pid, 0)
     return False
+
+
+def at_line_input(pid: int, raw_mode: bool) -> bool | None:
+    """Whether shell `pid` sits in its own command-line input. dash reads its command lines from
+    fd 0 in cooked mode, 8 KiB at a time (its `read` builtin reads one byte; a sourced file comes on
+    another fd); a line editor (busybox ash, bash's readline) waits on the terminal in raw mode
+    (their `read` builtins wait in cooked mode). None when /proc does not say (no permission)."""
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            parts = f.read().split()
+    except OSError:
+        return None
+    if not parts or not parts[0].isdigit() or len(parts) < 4:
+        return False  # "running"
+    nr = int(parts[0])
+    try:
+        fd, count = int(parts[1], 16), int(parts[3], 16)
+    except ValueError:
+        return False
+    if raw_mode:
+        if nr in _READ_SYSCALLS.get(_ARCH, set()):
+            return _tty_fd(pid, fd)
+        return nr in _POLL_SYSCALLS.get(_ARCH, set()) and _tty_fd(pid, 0)
+    return nr == _PLAIN_READ.get(_ARCH, -1) and fd == 0 and count > 1 and _tty_fd(pid, 0)
+
+
+def _pts_path(fd: int) -> str | None:
+    try:
+        return os.ttyname(fd)
+    except OSError:
+        pass
+    try:  # the master's slave: TIOCGPTN
+        import fcntl
+        import struct
+
+        n = struct.unpack("I", fcntl.ioctl(fd, termios.TIOCGPTN, b"\0\0\0\0"))[0]
+        return f"/dev/pts/{n}"
+    except (OSError, AttributeError):
+        return None
 
 
 class PtyTerminal:
@@ -95,6 +138,9 @@ class PtyTerminal:
             raise SandboxError(f"cannot start {argv[0]}: {exc}") from exc
         self.fd = self.proc.fd
         self._modes = None
+        self._pts: str | None = None
+        self._reading = False
+        self.bytes_read = 0
         self._eof = False
         self._wait_lock = threading.Lock()
         self._io_lock = threading.Lock()
@@ -116,6 +162,7 @@ class PtyTerminal:
                 raise EOFError
             if self.fd not in ready:
                 return b""
+            self._reading = True
             try:
                 data = os.read(self.fd, 65536)
             except OSError as exc:
@@ -123,10 +170,27 @@ class PtyTerminal:
                     self._eof = True
                     raise EOFError from None
                 raise
+            finally:
+                self.bytes_read += len(data) if "data" in locals() else 0
+                self._reading = False
             if not data:
                 self._eof = True
                 raise EOFError
             return data
+
+    def drained(self, consumed: int) -> bool | None:
+        """Whether every byte the shell wrote so far has been read and `consumed` (the reader's
+        count) covers it: nothing waits in the pty, and no read is between the kernel and the caller."""
+        if self._closing:
+            return None
+        try:
+            import fcntl
+            import struct
+
+            waiting = struct.unpack("i", fcntl.ioctl(self.fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        except OSError:
+            return None
+        return waiting == 0 and not self._reading and self.bytes_read == consumed
 
     def write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -157,23 +221,72 @@ class PtyTerminal:
             return None
 
     def waiting_for_input(self, pgrp: int | None) -> bool:
+        """Whether a process of the foreground group sleeps reading (or polling) the terminal. Where
+        /proc does not say (no permission), raw mode is taken as the sign instead."""
         if self._closing:
             return False
+        if pgrp is not None:
+            pids = pids_in_pgrp(pgrp)
+            seen = [blocked_on_tty(pid) for pid in pids]
+            if any(v is True for v in seen):
+                return True
+            if pids and all(v is not None for v in seen):
+                return False
         try:
             lflag = termios.tcgetattr(self.fd)[3]
         except termios.error:
             return False
-        if not (lflag & termios.ICANON):
-            return True  # a full-screen program (vi, less) put the terminal in raw mode
-        if pgrp is None:
-            return False
-        return any(blocked_on_tty(pid) for pid in pids_in_pgrp(pgrp))
+        return not (lflag & termios.ICANON)  # a full-screen program (vi, less) put it in raw mode
 
     def save_modes(self) -> None:
         try:
             self._modes = termios.tcgetattr(self.fd)
         except termios.error:
             pass
+
+    def at_line_input(self, pid: int) -> bool | None:
+        if self._closing:
+            return None
+        try:
+            raw_mode = not termios.tcgetattr(self.fd)[3] & termios.ICANON
+        except termios.error:
+            return None
+        return at_line_input(pid, raw_mode)
+
+    def prepare_input(self) -> None:
+        """The saved modes back (echo, canonical input, signals) and pending input discarded, so
+        that `stty -echo`, `stty raw` or a terminal reply left unread cannot touch the next command."""
+        if self._closing:
+            return
+        self.restore_modes()
+        path = _pts_path(self.fd) if self._pts is None else self._pts
+        self._pts = path
+        if path is None:
+            return
+        try:
+            slave = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+        except OSError:
+            return
+        try:
+            termios.tcflush(slave, termios.TCIFLUSH)
+        except termios.error:
+            pass
+        finally:
+            os.close(slave)
+
+    def exit_code(self) -> int | None:
+        """How the shell ended: its exit status (128 + N when signal N ended it), None if unknown."""
+        with self._wait_lock:
+            try:
+                if self.proc.isalive():
+                    return None
+            except ptyprocess.PtyProcessError:
+                return None
+            if self.proc.exitstatus is not None:
+                return self.proc.exitstatus
+            if self.proc.signalstatus is not None:
+                return 128 + self.proc.signalstatus
+        return None
 
     def restore_modes(self) -> None:
         if self._modes is not None:
