@@ -3,7 +3,9 @@
     python bench/screenshots.py [--out docs/screenshots]
 
 Runs real sessions in bwrap: the scenario's reference solution proposes (scripted policy), one
-proposal is edited, the session is replayed. Recordings go to a temporary directory.
+proposal is edited, the session is replayed; the console once more in an 80x24 terminal (the layout
+adapts: a narrower side column, the session's keys first in the footer). Recordings go to a temporary
+directory.
 """
 from __future__ import annotations
 
@@ -62,6 +64,26 @@ async def live(out: Path, run: Path) -> None:
         app.save_screenshot(path=str(out), filename="console-ended.svg")
 
 
+async def small(out: Path, run: Path) -> None:
+    """The console in the smallest terminal it is made for, after two steps."""
+    commands = ["cat ~/ASSIGNMENTS", "ls -l ~/bin", "chmod 755 ~/bin/deploy.sh", "exit"]
+    config = ConsoleConfig(policy=lambda sc: ScriptedPolicy(commands=commands), runs=run.parent,
+                           record_dir=run, model_label="teletype-smollm2")
+    app = ConsoleApp(config)
+    async with app.run_test(size=(80, 24)) as pilot:
+        s = app.screen
+
+        def ready(steps):
+            return s.phase == "ready" and s.proposal is not None and s.session.steps == steps
+
+        await until(pilot, lambda: ready(0))
+        for n in (1, 2):
+            await pilot.press("r")
+            await until(pilot, lambda n=n: ready(n))
+        await pilot.pause(0.2)
+        app.save_screenshot(path=str(out), filename="console-80x24.svg")
+
+
 async def replay(out: Path, run: Path) -> None:
     app = ConsoleApp(ConsoleConfig(), replay=run)
     async with app.run_test(size=SIZE) as pilot:
@@ -84,7 +106,8 @@ def main() -> int:
         run = Path("runs") / "demo"
         asyncio.run(live(out, run))
         asyncio.run(replay(out, run))
-    for name in ("console.svg", "console-edit.svg", "console-ended.svg", "replay.svg"):
+        asyncio.run(small(out, Path("runs") / "small"))
+    for name in ("console.svg", "console-edit.svg", "console-ended.svg", "replay.svg", "console-80x24.svg"):
         print(out / name)
     return 0
 

@@ -12,6 +12,7 @@ from textual import events
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.message import Message
+from textual.reactive import reactive
 from textual.widgets import Footer, Static, TextArea
 
 SOURCE_STYLE = {"model": "bold cyan", "edited": "bold yellow", "operator": "bold magenta",
@@ -259,6 +260,22 @@ class OutcomePanel(Static):
         self.update(text)
 
 
+class ConsoleFooter(Footer):
+    """The footer, less the keys the command palette also offers when the terminal is too narrow to
+    show them all (they still work; ctrl+p lists them): the session's own keys are never cut off."""
+
+    SECONDARY = frozenset({"c", "R", "s", "w"})
+    narrow = reactive(False, recompose=True)
+
+    def compose(self):
+        from textual.widgets._footer import FooterKey
+
+        for widget in super().compose():
+            if self.narrow and isinstance(widget, FooterKey) and widget.key in self.SECONDARY:
+                continue
+            yield widget
+
+
 def fit(screen) -> None:
     """Fit the screen to the terminal's size now: its breakpoint classes (which Textual sets on the
     first resize, after the first layout: too late for a session that starts with the terminal's size),
@@ -275,7 +292,9 @@ def fit(screen) -> None:
         if chosen:
             classes[chosen] = True
     screen.update_classes(classes, animate=False)
-    screen.query_one(Footer).compact = not screen.has_class("-wide")
+    footer = screen.query_one(ConsoleFooter)
+    footer.compact = not screen.has_class("-wide")
+    footer.narrow = width < 100
 
 
 def console_layout(pane, first):
@@ -290,4 +309,4 @@ def console_layout(pane, first):
             yield ChecksPanel(id="checks")
             yield BudgetPanel(id="budget")
             yield OutcomePanel(id="outcome")
-    yield Footer()
+    yield ConsoleFooter()
