@@ -156,6 +156,21 @@ def test_an_unknown_model_fails_at_once_and_says_why(tmp_path):
     assert out.returncode != 0 and "has no config.json" in out.stderr
 
 
+def test_presets_are_called_by_their_names():
+    """The console's header and eval's default label show a preset's name, not the cache path that it
+    resolves to; naming the model does not load or convert anything."""
+    from engine.cli import build_parser
+    from engine.models import resolve_model
+
+    def choice(*words):
+        return resolve_model(build_parser(["eval"]).parse_args(["eval", "heldout", *words]))
+
+    assert choice("--model", "teletype-smollm2").label == "teletype-smollm2"
+    assert choice("--model", "smollm2").label == "smollm2"
+    assert choice("--model", "teletype-smollm2", "--adapter", "adapters/x").label == "teletype-smollm2+adapters/x"
+    assert choice("--model", "teletype-mistral").options["model"] == "teletype-mistral"
+
+
 class _Hub(http.server.BaseHTTPRequestHandler):
     """A hub that knows no model (what huggingface.co answers for an unknown id)."""
 
