@@ -19,7 +19,7 @@ from engine.outcome import is_terminal
 from .cast import Recording, load_recording
 from .driver import ConsoleConfig
 from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout, fit
-from .status import shown_path
+from .status import shorten, shown_path
 from .terminal import TerminalPane
 
 
@@ -61,6 +61,8 @@ class ReplayScreen(Screen):
 
     def on_resize(self) -> None:
         fit(self)
+        if self.recording is not None:
+            self._show_turn()
 
     def on_mount(self) -> None:
         fit(self)
@@ -117,11 +119,13 @@ class ReplayScreen(Screen):
         rec = self.recording
         n = len(rec.turns)
         traj = rec.trajectory
-        status = Text()
+        width = max(self.size.width, 40)
+        status = Text(no_wrap=True, overflow="ellipsis")   # the step first: long names come after it
         status.append(" teletype replay ", style="bold reverse")
         status.append(f"  {traj.get('scenario')}", style="bold")
-        status.append(f"  model: {traj.get('model')}  {shown_path(rec.path)}")
         status.append(f"  step {self.frame}/{n}", style="italic")
+        status.append(f"  model: {shorten(str(traj.get('model')), max(12, width // 4))}")
+        status.append(f"  {shorten(shown_path(rec.path), max(12, width // 4))}")
         self.query_one("#status", Static).update(status)
         text = Text()
         if self.frame == 0:

@@ -74,6 +74,8 @@ async def test_replay_steps_back_and_forth(recording, tmp_path):
         assert isinstance(screen, ReplayScreen)
         await until(pilot, lambda: screen.shown == len(COMMANDS), what="the last frame")
         assert "success" in str(screen.query_one("OutcomePanel").render())
+        status = str(screen.query_one("#status").render())
+        assert "permissions/deploy_exec  step 5/5  model: scripted" in status
         turn = str(screen.query_one("#turn").render())   # the exit turn: no prompt came back
         assert "$ exit" in turn and "ended the session" in turn and "None" not in turn
         for _ in range(3):
