@@ -96,7 +96,7 @@ class TreeWriter:
                     where = "/".join(parts[:i + 1])
                     staged = self.kinds.get(parts[:i + 1])
                     if exc.errno in (errno.ELOOP, errno.ENOTDIR):
-                        what = "a symlink" if exc.errno == errno.ELOOP else "not a folder"
+                        what = "a symlink" if _is_link(fd, name) else "not a folder"
                         by = f" (staged by {staged[1]})" if staged else ""
                         raise self._fail(entry, f"passes through {where}, which is {what}{by}; "
                                                 "staging never follows a symlink") from None
@@ -163,7 +163,7 @@ class TreeWriter:
     def _taken(self, parts: tuple[str, ...], exc: OSError, wanted: str) -> str:
         staged = self.kinds.get(parts)
         by = f" (staged by {staged[1]})" if staged else ""
-        if exc.errno == errno.ELOOP:
+        if exc.errno == errno.ELOOP or staged and staged[0] == "symlink":
             return f"is a symlink{by}; staging never writes through a symlink"
         if exc.errno in (errno.EISDIR, errno.ENOTDIR):
             return f"cannot be {wanted}: it is already {'a folder' if exc.errno == errno.EISDIR else 'a file'}{by}"
@@ -188,6 +188,13 @@ class TreeWriter:
             finally:
                 os.close(parent)
         os.utime(self.fd, (STAGED_MTIME, STAGED_MTIME))
+
+
+def _is_link(dir_fd: int, name: str) -> bool:
+    try:
+        return stat.S_ISLNK(os.stat(name, dir_fd=dir_fd, follow_symlinks=False).st_mode)
+    except OSError:
+        return False
 
 
 def set_times(root_fd: int, when: int = STAGED_MTIME) -> None:
