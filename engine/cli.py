@@ -303,8 +303,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
             f"  {name:<16} {split:<8} {summary}" for name, split, summary in archetype_summaries())
         + "\n\nexample:\n  teletype scenarios generate --archetype permissions --n 12 --seed 7 --out worlds\n"
           "  teletype scenarios validate worlds")
-    sg.add_argument("--archetype", required=True, choices=list(ARCHETYPES), metavar="ARCHETYPE",
-                    help="which kind of task (listed below)")
+    sg.add_argument("--archetype", required=True, metavar="ARCHETYPE",
+                    help=f"which kind of task: {', '.join(ARCHETYPES)} (described below)")
     sg.add_argument("--n", type=int, default=10, help="how many scenarios (default 10)")
     sg.add_argument("--seed", type=int, default=0, help="the seed; scenario i depends only on "
                                                         "(archetype, seed, i) (default 0)")
