@@ -32,8 +32,8 @@ command, the final exit/panic, and the end-of-turn token.
 
 Which sessions: by default only verified, cleanly ended ones (success, or correct_panic), and never
 a held-out split, so `teletype eval heldout` stays honest; --split heldout or --include-heldout asks
-for them by name. An exported JSONL is used as it is (it was filtered when exported and carries no
-split: do not export held-out sessions into it)."""
+for them by name. An exported JSONL is used as it is: it was filtered when exported (`teletype export`
+takes the same flags and leaves held-out sessions out by default too) and carries no split."""
 
 EPILOG = """\
 examples:
