@@ -349,7 +349,11 @@ async def test_resize_reaches_the_pty(tmp_path):
 
 def check_snapshot(app, name: str) -> None:
     """Compare the app's SVG screenshot with tests/snapshots/NAME.svg (TELETYPE_UPDATE_SNAPSHOTS=1
-    rewrites it). Volatile parts are made deterministic by the test (fixed run dir, no timings)."""
+    rewrites it). Volatile parts are made deterministic by the test (fixed run dir, no timings).
+
+    Not pytest-textual-snapshot: its syrupy==4.8.0 pin needs pytest<9 (it would downgrade the suite's
+    pytest), and its snap_compare runs the app in an event loop of its own, one screenshot per run,
+    where these tests take several from one live session in a real sandbox."""
     svg = app.export_screenshot()
     path = SNAPSHOTS / f"{name}.svg"
     if os.environ.get("TELETYPE_UPDATE_SNAPSHOTS") or not path.exists():
