@@ -95,7 +95,7 @@ class Driver:
             self.policy_error = None
             if use_policy and self.config.policy is not None:
                 if not self._policies:
-                    note("loading the model (the embedded one is converted once, on first use: about a "
+                    note("loading the model (the embedded one is converted once, on first use: half a "
                          "minute; then a few seconds)...")
                 try:
                     policy = self.config.policy(scenario)
