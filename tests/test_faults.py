@@ -233,3 +233,39 @@ def _fake_orphan(planted_at: HostCanaries) -> Path:
     os.chmod(home / "locked", 0)
     assert record["schema"] == OWNER_SCHEMA
     return s.path
+
+
+@pytest.mark.docker
+def test_docker_containers_whose_owner_is_gone_are_removed_and_no_others(tmp_path):
+    """Containers carry their owner (label teletype.owner); a SIGKILLed run's is removed by the next
+    docker sandbox or `teletype clean`, a live owner's and an unlabelled one are kept."""
+    from engine.sandbox.base import SandboxError
+    from engine.sandbox.docker import LABEL, OWNER_LABEL, clean_containers, connect
+    from engine.sandbox.dockerimage import ensure_busybox_image
+
+    try:
+        client = connect(timeout=10)
+    except SandboxError as exc:
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(f"no docker daemon: {exc}", pytrace=False)
+        pytest.skip(f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)")
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    owners = {"gone": {**owner_record(), "pid": dead.pid, "start": 1}, "alive": owner_record(), "none": None}
+    made = {}
+    try:
+        image = ensure_busybox_image(client)
+        for name, owner in owners.items():
+            labels = {LABEL: "1", **({OWNER_LABEL: json.dumps(owner)} if owner else {})}
+            made[name] = client.api.create_container(image, command=["true"], labels=labels)["Id"]
+        done = dict(clean_containers(client))
+        assert done.get(made["gone"][:12]) == "removed"
+        left = {c["Id"] for c in client.api.containers(all=True, filters={"label": f"{LABEL}=1"})}
+        assert made["gone"] not in left and made["alive"] in left and made["none"] in left
+    finally:
+        for cid in made.values():
+            try:
+                client.api.remove_container(cid, force=True)
+            except Exception:
+                pass
+        client.close()
