@@ -395,11 +395,16 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from contextlib import nullcontext
+
     from .session import SessionError
     from .stopping import Stopped, stop_on_signals
 
+    # The console and replay handle their own keys and end their own sessions (console/); every
+    # other command stops cleanly on SIGTERM and SIGINT (engine.stopping).
+    guard = nullcontext() if args.command in ("console", "replay") else stop_on_signals()
     try:
-        with stop_on_signals():
+        with guard:
             return int(args.func(args) or 0)
     except (ScenarioError, SandboxError, PolicyError, RecordingError) as exc:
         print(f"teletype: {exc}", file=sys.stderr)
