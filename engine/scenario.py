@@ -36,6 +36,7 @@ MAX_PROVIDERS = 100
 MAX_PROGRAM_BYTES = 1 << 20
 MAX_ENV_VALUE = 64 << 10
 MAX_ENV_TOTAL = 256 << 10
+MAX_SCENARIO_BYTES = 96 << 20
 
 # Paths the sandbox backends mount themselves (see engine/sandbox): a scenario file may not put
 # anything at, under, or over them. (Spelled out here: engine.sandbox imports this module.)
@@ -353,15 +354,21 @@ def load_scenario(path: str | Path) -> Scenario:
     """Load and validate one scenario file."""
     path = Path(path)
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as f:
+            raw = f.read(MAX_SCENARIO_BYTES + 1)
     except OSError as exc:
         raise ScenarioError(f"{path}: cannot read scenario file: {exc.strerror}") from None
+    if len(raw) > MAX_SCENARIO_BYTES:
+        raise ScenarioError(f"{path}: the file is over {MAX_SCENARIO_BYTES:,} bytes; a scenario stages at "
+                            f"most {MAX_TOTAL_BYTES:,} bytes of content")
     try:
         data = tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise ScenarioError(f"{path}: expected UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{path}: not usable TOML: arrays or tables nested too deeply") from None
     meta = data.setdefault("scenario", {})
     if isinstance(meta, dict) and not meta.get("archetype"):
         meta["archetype"] = path.parent.name

@@ -379,3 +379,15 @@ def test_the_scenario_validators_bound_inputs_without_a_sandbox(tmp_path):
     with pytest.raises(ValueError):
         Scenario.model_validate({"env": {"ENV": "/dev/null"}, "checks": [{"kind": "exists", "path": "~"}],
                                  "solution": {"commands": ["exit"]}})
+
+
+def test_a_scenario_file_of_hundreds_of_megabytes_is_refused_without_reading_it_all(tmp_path, canaries):
+    path = write(tmp_path, scenario_text())
+    with open(path, "r+b") as f:
+        f.truncate(400 << 20)    # sparse: 400 MB of NULs after the text
+    proc = teletype_cli("run", path, "--no-record", timeout=30)
+    assert_plain_error(proc, str(path), "over 100,663,296 bytes")
+
+
+def test_toml_nested_too_deeply_is_an_error_not_a_recursion_traceback(tmp_path, canaries):
+    refused(tmp_path, "x = " + "[" * 50_000 + "]" * 50_000 + "\n", "nested too deeply", bound=15)
