@@ -125,6 +125,7 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
     make_policy, release = policy_factory(choice, jobs)
     lock = threading.Lock()
     stop = threading.Event()   # set when a signal came: the sessions still running stop too
+    live: set[Session] = set()
     bar = Progress(len(scenarios), len(scenarios) - len(todo), progress)
 
     def one(scenario: Scenario) -> dict:
@@ -135,12 +136,17 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
             _keep_aside(run_dir)  # a session an interrupted eval stopped: kept, and run again
         policy = StopAware(make_policy(scenario), stop, stop_event)
         t0 = time.monotonic()
+        session = None
         try:
             session = Session(scenario, sandbox=sandbox, policy=policy, record_dir=run_dir,
                               step_budget=steps, limits=limits, sandbox_options=sandbox_options or {})
+            with lock:
+                live.add(session)
             outcome = session.run()
             turns = session.turns
         finally:
+            with lock:
+                live.discard(session)
             policy.close()
         row = {"scenario": scenario.name, "archetype": scenario.archetype,
                "split": scenario.scenario.split, "expect": scenario.scenario.expect,
@@ -169,6 +175,13 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
                 # SIGINT or SIGTERM: the sessions still running stop at their next step and finish
                 # their recordings as `stopped`; the ones not started never start.
                 stop.set()
+                with lock:
+                    running = list(live)
+                for session in running:   # a ^C ends the command in flight: no waiting out its timeout
+                    try:
+                        session.send_keys(b"\x03")
+                    except Exception:
+                        pass
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
             finally:

@@ -120,8 +120,10 @@ def test_sigterm_during_eval_stops_every_session_keeps_them_and_resume_completes
     wait_for(lambda: in_flight(first, "sleep 30"), "the first slow step")
     staged = staging_dirs_of(proc.pid)
     assert 1 <= len(staged) <= jobs
+    t0 = time.monotonic()
     proc.send_signal(signal.SIGTERM)
     rc, err = finish(proc)
+    assert time.monotonic() - t0 < 20, "the command in flight (sleep 30) was waited out"
     assert rc == 143 and "Traceback" not in err, err
     assert "sc/s0" not in load_results(out)          # a stopped session has no result row: it runs again
     traj = assert_recording_complete(first, ended_by="stopped", outcome="stopped")
