@@ -395,6 +395,13 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    from .threads import ThreadsError, configure_for_args
+
+    try:
+        configure_for_args(args)  # before any command imports torch: its pool starts at that size
+    except ThreadsError as exc:
+        print(f"teletype: {exc}", file=sys.stderr)
+        return 2
     from contextlib import nullcontext
 
     from .session import SessionError

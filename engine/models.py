@@ -54,6 +54,9 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY)")
     g.add_argument("--replay", metavar="RUN", help="with --policy replay: the recording to replay")
+    from .threads import add_threads_option
+
+    add_threads_option(g)
 
 
 @dataclass

@@ -69,6 +69,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the base with the adapter merged in (merge_and_unload) to OUT/merged")
     o.add_argument("--dry-run", action="store_true", help="render and count the data, then stop")
     o.add_argument("-v", "--verbose", action="store_true", help="list each skipped session and why")
+    from engine.threads import add_threads_option
+
+    add_threads_option(o)
     add_config_options(p)
 
 
@@ -188,7 +191,15 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="teletype train", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
-    return cmd_train(p.parse_args(argv))
+    args = p.parse_args(argv)
+    from engine.threads import ThreadsError, configure
+
+    try:
+        configure("train", override=args.threads)  # before torch is imported
+    except ThreadsError as exc:
+        print(f"teletype train: {exc}", file=sys.stderr)
+        return 2
+    return cmd_train(args)
 
 
 if __name__ == "__main__":
