@@ -227,3 +227,54 @@ def test_a_cancelled_generation_stops_and_the_policy_answers_as_before(tiny_mode
     assert len(pieces) == 2
     assert [p.raw for p in drive(policy, 3)] == expected   # its KV cache was left consistent
     policy.close()
+
+
+def test_fast_decoding_gives_the_models_logits_bit_for_bit(tiny_model_dir):
+    """engine.policy.fastdecode against model.forward, step by step, across a crop and a re-prefill."""
+    from engine.policy.fastdecode import FastDecoder
+    from engine.policy.hf import KVState
+
+    policy = HFPolicy(base=str(tiny_model_dir), fast_decode=True)
+    assert policy.fast is not None, FastDecoder.supports(policy.model)
+    ids = list(range(5, 60))
+    with torch.inference_mode():
+        for keep in (None, 30):                 # a fresh cache, then one cropped to 30 positions and refilled
+            a, b = KVState(), KVState()
+            for kv in (a, b):
+                if keep is not None:
+                    kv.reuse(ids)
+                    kv.forward(policy, ids)
+                    kv.reuse(ids[:keep] + [7, 8, 9])
+                    kv.forward(policy, [7, 8, 9])
+                else:
+                    kv.reuse(ids)
+                    kv.forward(policy, ids)
+            token = 11
+            for _ in range(300):                # past the buffer's first slack: it grows on the way
+                slow = a.forward(policy, [token])
+                fast = policy.fast.step(b, token)
+                assert torch.equal(slow, fast)
+                token = int(torch.argmax(slow)) if _ % 7 else (token * 31 + 5) % 200
+            assert a.ids == b.ids
+            for la, lb in zip(a.cache.layers, b.cache.layers):
+                assert torch.equal(la.keys, lb.keys) and torch.equal(la.values, lb.values)
+
+
+def test_sessions_answer_the_same_with_and_without_fast_decoding(tiny_model_dir):
+    fast = drive(HFPolicy(base=str(tiny_model_dir), max_new_tokens=24), steps=6, seed=3)
+    slow_policy = HFPolicy(base=str(tiny_model_dir), max_new_tokens=24, fast_decode=False)
+    assert slow_policy.fast is None
+    slow = drive(slow_policy, steps=6, seed=3)
+    assert [p.raw for p in fast] == [p.raw for p in slow]
+    assert [p.stats["new_tokens"] for p in fast] == [p.stats["new_tokens"] for p in slow]
+
+
+def test_fast_decoding_refuses_what_it_does_not_compute(tiny_model_dir):
+    from engine.policy.fastdecode import FastDecoder
+
+    policy = HFPolicy(base=str(tiny_model_dir))
+    policy.model.config.model_type = "gpt2"
+    assert "architecture 'gpt2'" in FastDecoder.supports(policy.model)
+    policy.model.config.model_type = "mistral"
+    policy.model.config.sliding_window = 16
+    assert FastDecoder.supports(policy.model) == "a sliding attention window"

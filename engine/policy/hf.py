@@ -12,6 +12,8 @@ when it does slide, the common prefix is short and the prompt is prefilled again
 - greedy; stops at the end-of-turn token(s) of the chat template (and the tokenizer's eos), or after
   `max_new_tokens`; streams text through `on_token` as it is produced.
 - what is typed comes from `engine.typed.to_command`; `Proposal.raw` is the model's text.
+- decoding: each token after the first through engine.policy.fastdecode where the architecture allows
+  (Llama, Mistral; the same logits, bit for bit, fewer Python ops), else through `model.forward`.
 - `Proposal.stats`: prompt_tokens, budget, cached_tokens, prefill_tokens, new_tokens, prefill_s, decode_s,
   stopped ("eos" or "max_new_tokens"), dropped_turns, elided_outputs, note.
 
@@ -32,6 +34,7 @@ from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
 from ..tokens import tokenizer_lock
 from ..typed import to_command
 from .base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
+from .fastdecode import FastDecoder
 
 from ..models import PRESETS  # name -> (base, adapter), shared with the CLI
 
@@ -99,7 +102,7 @@ class KVState:
 class HFPolicy:
     def __init__(self, base: str | None = None, adapter: str | None = None, device: str | None = None,
                  dtype=None, max_new_tokens: int = 256, budget: int = DEFAULT_BUDGET,
-                 model: str | None = None, reuse_cache: bool = True):
+                 model: str | None = None, reuse_cache: bool = True, fast_decode: bool = True):
         if model is not None:
             if model in PRESETS:
                 preset_base, preset_adapter = PRESETS[model]
@@ -123,6 +126,8 @@ class HFPolicy:
         self.kv = KVState()
         self.tokenizer, self.model = self._load()
         self._cache_kwarg = self._find_cache_kwarg()
+        # Decoding steps with few Python ops, the model's logits bit for bit (engine.policy.fastdecode).
+        self.fast = FastDecoder(self.model) if fast_decode and FastDecoder.supports(self.model) is None else None
         try:
             self.stop_ids = set(end_of_turn_ids(self.tokenizer))
         except RenderError as e:
@@ -219,7 +224,7 @@ class HFPolicy:
                     emitted = text
             if len(generated) >= self.max_new_tokens:
                 break
-            logits = self._forward([token])
+            logits = self.fast.step(self.kv, token) if self.fast is not None else self._forward([token])
             token = int(torch.argmax(logits))
         raw = self._decode(generated)
         if on_token is not None and raw.startswith(emitted) and len(raw) > len(emitted):
@@ -253,7 +258,7 @@ class HFPolicy:
 
     def close(self) -> None:
         self.reset()
-        self.model = None
+        self.model = self.fast = None
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
