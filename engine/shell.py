@@ -211,7 +211,10 @@ class Shell:
         tail = data.rsplit(b"\n", 1)[-1].rsplit(b"\r", 1)[-1]
         if b"\n" in data or b"\r" in data:
             self._column = 0
-        if self._dsr.search(data):
+        if self._dsr.search(data) and getattr(self.term, "raw_mode", lambda: True)() is not False:
+            # Answered only for a program reading the keyboard key by key (busybox ash's line
+            # editor asks after every prompt): in cooked mode the reply would wait in the input
+            # queue and reach the next command as typed text.
             visible = len(printout(tail.decode("utf-8", "replace")))
             try:
                 self.term.write(b"\x1b[%d;%dR" % (self.rows, min(self.cols, self._column + visible + 1)))
@@ -418,7 +421,14 @@ class Shell:
         obs.ended = closed or not self.term.alive()
         if obs.ended:
             self._reader.join(timeout=1.0)
+            # The terminal closes a moment before its process is reaped: wait for the status.
+            wait_until = time.monotonic() + 2.0
             obs.exit_code = self.term.exit_code()
+            while obs.exit_code is None and self.term.alive() and time.monotonic() < wait_until:
+                time.sleep(0.01)
+                obs.exit_code = self.term.exit_code()
+            if obs.exit_code is None:
+                obs.exit_code = self.term.exit_code()
         obs.output_bytes = total
         obs.seconds = time.monotonic() - t0
         return obs
@@ -448,6 +458,7 @@ class Shell:
                 now = time.monotonic()
                 if now >= deadline:
                     return "timeout", None, None
+                seen = len(self._events)
                 if ev is False:
                     # A marker, but the shell is not (yet) at its input: it prints the prompt, then
                     # reads. Look again soon; a marker some output copied waits for the real one.
@@ -455,7 +466,7 @@ class Shell:
                     pause = min(pause * 2, 0.05)
                 else:
                     self._cond.wait(min(0.2, deadline - now))
-                if self._event_after(mark, ("ps1", "ps2")) is not None or self._closed:
+                if len(self._events) != seen or self._closed:
                     continue
                 now = time.monotonic()
                 if now - last_probe < 0.2:

@@ -219,7 +219,7 @@ class BwrapSandbox:
         # A fresh rc for each login shell: it deletes itself as it is read (the nonce is in it).
         stage_login_rc(self.staging.path / "login", self.login,
                        *((self.host_uid, self.host_gid) if self.root else (None, None)))
-        argv = self._argv([self.login.shell, "-i"], interactive=True)
+        argv = self._argv([*own_process_group(), self.login.shell, "-i"], interactive=True)
         self.terminal = PtyTerminal(argv, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
                                     rows=rows, cols=cols, preexec_fn=self._demote)
         return self.terminal
@@ -243,6 +243,28 @@ class BwrapSandbox:
         if self.root:
             _kill_uid(self.host_uid)
         self.staging.cleanup()
+
+
+# The login shell starts in the process group of the outer bwrap, which its pid namespace cannot
+# see: dash takes that group as the terminal's to hand back, and fails to (`exit` then ends with
+# status 2 and `exec sh` kills the shell with "Cannot set tty process group"). A two-line wrapper
+# from the host's /usr gives it a process group of its own, in the foreground, first.
+_PGRP_WRAPPERS = (
+    ("/usr/bin/perl", "-MPOSIX", "-e",
+     "$SIG{TTOU}='IGNORE'; setpgid(0,0); tcsetpgrp(0,$$); $SIG{TTOU}='DEFAULT'; exec {$ARGV[0]} @ARGV"),
+    ("/usr/bin/python3", "-c",
+     "import os,signal,sys; signal.signal(signal.SIGTTOU, signal.SIG_IGN); os.setpgid(0, 0); "
+     "os.tcsetpgrp(0, os.getpid()); signal.signal(signal.SIGTTOU, signal.SIG_DFL); "
+     "os.execv(sys.argv[1], sys.argv[1:])"),
+)
+
+
+def own_process_group() -> list[str]:
+    """The wrapper's argv (before the shell's), or [] where the host has neither perl nor python3."""
+    for wrapper in _PGRP_WRAPPERS:
+        if os.access(wrapper[0], os.X_OK):
+            return list(wrapper)
+    return []
 
 
 def _kill_uid(uid: int) -> None:

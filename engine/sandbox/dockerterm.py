@@ -324,7 +324,9 @@ class DockerTerminal:
         except OSError:
             return
         try:
-            if self._same_shell():
+            # In raw mode ash's line editor reads key by key (and its cursor-position reply must
+            # not be lost): only a cooked queue can hold a half line.
+            if self._same_shell() and termios.tcgetattr(fd)[3] & termios.ICANON:
                 termios.tcflush(fd, termios.TCIFLUSH)
         except termios.error:
             pass

@@ -104,18 +104,15 @@ def at_line_input(pid: int, raw_mode: bool) -> bool | None:
 
 
 def _pts_path(fd: int) -> str | None:
+    """The slave device of pty master `fd` (TIOCGPTN; os.ttyname names the master's /dev/ptmx)."""
     try:
-        return os.ttyname(fd)
-    except OSError:
-        pass
-    try:  # the master's slave: TIOCGPTN
         import fcntl
         import struct
 
-        n = struct.unpack("I", fcntl.ioctl(fd, termios.TIOCGPTN, b"\0\0\0\0"))[0]
-        return f"/dev/pts/{n}"
-    except (OSError, AttributeError):
+        n = struct.unpack("I", fcntl.ioctl(fd, getattr(termios, "TIOCGPTN", 0x80045430), b"\0\0\0\0"))[0]
+    except OSError:
         return None
+    return f"/dev/pts/{n}"
 
 
 class PtyTerminal:
@@ -244,6 +241,13 @@ class PtyTerminal:
         except termios.error:
             pass
 
+    def raw_mode(self) -> bool | None:
+        """Whether the terminal is out of canonical mode (a line editor, a full-screen program)."""
+        try:
+            return not termios.tcgetattr(self.fd)[3] & termios.ICANON
+        except termios.error:
+            return None
+
     def at_line_input(self, pid: int) -> bool | None:
         if self._closing:
             return None
@@ -258,7 +262,12 @@ class PtyTerminal:
         that `stty -echo`, `stty raw` or a terminal reply left unread cannot touch the next command."""
         if self._closing:
             return
+        editing = self.raw_mode()
         self.restore_modes()
+        if editing:
+            # A line editor (busybox ash, readline) reads key by key, so nothing waits in a cooked
+            # queue; and its own cursor-position reply must not be thrown away.
+            return
         path = _pts_path(self.fd) if self._pts is None else self._pts
         self._pts = path
         if path is None:
