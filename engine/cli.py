@@ -3,6 +3,7 @@ only when their command runs (so `teletype run` never loads textual or torch).""
 from __future__ import annotations
 
 import argparse
+import logging
 import json
 import os
 import sys
@@ -10,6 +11,8 @@ import time
 from pathlib import Path
 
 from .models import add_model_options, build_policy, resolve_model
+
+log = logging.getLogger(__name__)
 
 EPILOG = """\
 examples (each runs as shown, in this order; the first builds ./tiny, a tiny untrained test model):
@@ -98,7 +101,8 @@ def cmd_run(args) -> int:
             try:
                 session.finish("stopped")
             except Exception:
-                pass   # the sandbox went first; events.jsonl still has every step
+                # the sandbox went first; events.jsonl still has every step
+                log.warning("finishing the stopped session failed", exc_info=True)
         session.close()
         if record and session.outcome is not None:
             print(f"\n{scenario.name}: stopped after {session.steps} steps; recorded in {record}",
@@ -360,6 +364,11 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     for name, module in (("console", "console.cli"), ("replay", "console.cli"), ("eval", "engine.evaluate"),
                          ("train", "train.cli")):
         _lazy(sub, name, module, argv)
+    from .logsetup import add_options
+
+    add_options(p, top=True)
+    for sp in sub.choices.values():
+        add_options(sp, top=False)
     return p
 
 
@@ -394,6 +403,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
+        return 2
+    from .logsetup import LogError, configure, verbosity_of
+
+    try:
+        # The console owns the screen: its log goes to --log FILE only.
+        configure(verbosity_of(args), getattr(args, "log_file", None),
+                  stderr=args.command not in ("console", "replay"))
+    except LogError as exc:
+        print(f"teletype: {exc}", file=sys.stderr)
         return 2
     from .threads import ThreadsError, configure_for_args
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -27,6 +28,8 @@ from .scenario import Scenario, find_scenarios, load_scenario
 from .session import Session
 from .shell import Limits
 from .stopping import StopAware, Stopped, caught, stop_event
+
+log = logging.getLogger(__name__)
 
 RESULTS = "results.jsonl"
 
@@ -181,7 +184,7 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
                     try:
                         session.send_keys(b"\x03")
                     except Exception:
-                        pass
+                        log.debug("^C to a stopping session failed", exc_info=True)
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
             finally:

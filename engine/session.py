@@ -13,6 +13,7 @@ The step API is what the console, the CLI, eval and the tests drive:
 """
 from __future__ import annotations
 
+import logging
 import re
 import shlex
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from .scenario import Scenario
 from .shell import Limits, LoginTimeout, Observation, Shell, ShellError
 
 DEFAULT_STEP_BUDGET = 30
+log = logging.getLogger(__name__)
 
 
 class SessionError(RuntimeError):
@@ -136,6 +138,8 @@ class Session:
         self._append("user", orientation)
         if self.recorder is not None:
             self.recorder.marker("login")
+        log.info("session started: %s in %s%s", self.scenario.name, self.sandbox.name,
+                 f", recording to {self.record_dir}" if self.record_dir else "")
         return orientation
 
     def _login_failed(self, exc: Exception) -> Exception:
@@ -225,6 +229,8 @@ class Session:
         self.turns.append(turn)
         if self.recorder is not None:
             self.recorder.event("turn", turn=turn)
+        log.debug("step %d (%s): %r -> status %s%s%s", self.steps, source, command[:200], turn["status"],
+                  f", {obs.interrupted}" if obs.interrupted else "", f", ended: {ended}" if ended else "")
         if ended is None:
             self._append("user", obs.text)
             if self.steps >= self.step_budget:
@@ -293,6 +299,8 @@ class Session:
                 expect=self.scenario.scenario.expect, checks=[r.to_dict() for r in report.results],
                 panic_reason=self.panic_reason)
             self.outcome = outcome
+            log.info("session ended: %s: %s (ended by %s, %d steps)", self.scenario.name,
+                     outcome.outcome, outcome.ended_by, self.steps)
             if self.recorder is not None:
                 self.recorder.event("end", outcome=outcome.to_dict())
                 self.recorder.write_trajectory(self.trajectory())
@@ -316,15 +324,26 @@ class Session:
         }
 
     def close(self) -> None:
+        """End the shell and remove the sandbox. A sandbox that cannot be removed (a container the
+        daemon would not delete) is a leaked resource: it is logged as an error and recorded, and
+        `teletype clean` removes it later; the recording is closed either way."""
         if self.shell is not None:
             self.shell.close()
-        if self.sandbox is not None:
-            try:
-                self.sandbox.close()
-            except Exception:
-                pass
-        if self.recorder is not None:
-            self.recorder.close()
+        try:
+            if self.sandbox is not None:
+                try:
+                    self.sandbox.close()
+                except Exception as exc:
+                    log.error("the %s sandbox of %s was not removed: %s (`teletype clean` removes what "
+                              "was left)", self.sandbox.name, self.scenario.name, exc, exc_info=True)
+                    if self.recorder is not None:
+                        try:
+                            self.recorder.event("sandbox_not_removed", error=str(exc))
+                        except (OSError, ValueError):
+                            pass
+        finally:
+            if self.recorder is not None:
+                self.recorder.close()
 
     # -- headless ---------------------------------------------------------------------------------
     def run(self, on_step: Callable[[StepResult], None] | None = None) -> Outcome:
@@ -345,6 +364,8 @@ class Session:
                 try:
                     self.finish("stopped")
                 except Exception:
+                    log.error("finishing the stopped session %s failed; events.jsonl keeps every step",
+                              self.scenario.name, exc_info=True)
                     self.close()
             raise
         return self.finish()

@@ -401,6 +401,7 @@ class Shell:
                     continue
                 break
             interrupted = outcome
+            log.info("command interrupted (%s): %r", outcome, command[:200])
             if outcome == "prompt_lost":
                 status, end = self._rearm_prompt(notes)
                 break

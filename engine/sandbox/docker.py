@@ -343,7 +343,7 @@ class DockerSandbox:
             if self.terminal is not None:
                 self.terminal.close()
         except Exception:
-            pass
+            log.warning("docker: closing the login shell's stream failed", exc_info=True)
         finally:
             self.terminal = None
             try:
@@ -356,7 +356,7 @@ class DockerSandbox:
                 try:
                     self.client.close()
                 except Exception:
-                    pass
+                    log.debug("docker: closing the client failed", exc_info=True)
 
     def _remove(self) -> None:
         import docker.errors

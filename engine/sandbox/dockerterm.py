@@ -13,6 +13,7 @@ a line: so the modes are fixed *before* a program is killed (kill_pgrp), never u
 """
 from __future__ import annotations
 
+import logging
 import os
 import platform
 import signal
@@ -27,6 +28,8 @@ from .ptyterm import _READ_SYSCALLS, blocked_on_tty, pids_in_pgrp
 
 if TYPE_CHECKING:
     from .docker import DockerSandbox
+
+log = logging.getLogger(__name__)
 
 # In-container helpers (remote daemons), run as the login user. $1 is a pid in the container.
 _WAITING = r"""
@@ -437,7 +440,8 @@ class DockerTerminal:
                 if self.alive():
                     self._signal_shell(signal.SIGKILL)
         except Exception:
-            pass
+            log.warning("docker: ending the login shell failed (the container's removal ends it)",
+                        exc_info=True)
         finally:
             self._closed = True
             try:
