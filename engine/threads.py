@@ -5,11 +5,11 @@ On a small machine, a pool as wide as the cores plus one busy neighbour (the con
 and pty reader, an eval's sandboxes, another process) makes every parallel region wait for a thread
 that is not running: measured on 2 cores, SmolLM2-135M decoding fell from 15 to 1.6 tok/s. So:
 
-- console: it always has neighbours, so it leaves them a core (cores - 1 threads, at least 1) and its
-  pool sleeps instead of spinning (OMP_WAIT_POLICY=PASSIVE);
-- eval --jobs N > 1: the same (N sandboxes run commands while the model decodes);
-- run, eval --jobs 1: every core; the pool spins only briefly (GOMP_SPINCOUNT), which keeps most of
-  the idle speed and bounds the loss when something else runs;
+- console, run and eval: a session always has neighbours (the console's event loop, the pty reader,
+  the shell and its commands; eval --jobs N runs N of them), so it leaves them a core (cores - 1
+  threads, at least 1) and, where it has more than one thread, the pool sleeps at barriers instead of
+  spinning (OMP_WAIT_POLICY=PASSIVE). bench/bench_decode.py measured it on 2 cores: a session decodes
+  at 16.3 tok/s with one thread and 12.0 with two on an idle machine, 16.8 and 15.3 with a neighbour;
 - train: every core, default spinning (long matmuls, nothing else of ours runs);
 
 and the user overrides it: `--threads N`, else `TELETYPE_THREADS`, else an `OMP_NUM_THREADS` already
@@ -27,8 +27,6 @@ from dataclasses import dataclass, field
 
 ENV = "TELETYPE_THREADS"
 WORKS = ("console", "run", "eval", "train")
-SHORT_SPIN = "3000"
-"""GOMP_SPINCOUNT for run and eval --jobs 1 (libgomp's default is 300000 iterations)."""
 
 
 class ThreadsError(ValueError):
@@ -67,7 +65,7 @@ def choose(work: str, jobs: int = 1, override: int | str | None = None, ncores: 
         raise ThreadsError(f"unknown work {work!r}; expected one of {', '.join(WORKS)}")
     environ = os.environ if environ is None else environ
     ncores = ncores or cores()
-    neighbours = work == "console" or (work == "eval" and jobs > 1)
+    neighbours = work != "train"
     if override is not None:
         threads, why = parse_threads(override, "--threads"), "--threads"
     elif environ.get(ENV):
@@ -80,11 +78,8 @@ def choose(work: str, jobs: int = 1, override: int | str | None = None, ncores: 
     else:
         threads, why = ncores, f"{work}: {ncores} cores"
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    if threads > 1:
-        if neighbours or threads > ncores:
-            env["OMP_WAIT_POLICY"] = "PASSIVE"   # sleep at barriers: never steal a neighbour's core
-        elif work != "train":
-            env["GOMP_SPINCOUNT"] = SHORT_SPIN   # spin briefly: idle speed kept, a neighbour not starved
+    if threads > 1 and (neighbours or threads > ncores):
+        env["OMP_WAIT_POLICY"] = "PASSIVE"       # sleep at barriers: never steal a neighbour's core
     return ThreadPlan(threads, env, why)
 
 
@@ -109,9 +104,9 @@ def configure(work: str, jobs: int = 1, override: int | str | None = None) -> Th
 
 def add_threads_option(parser) -> None:
     parser.add_argument("--threads", metavar="N", default=None,
-                        help=f"torch CPU threads (default: chosen for the command: the console and "
-                             f"eval --jobs N>1 leave one core to their neighbours, run, eval and train use "
-                             f"every core; ${ENV} sets it too)")
+                        help=f"torch CPU threads (default: chosen for the command: console, run and eval "
+                             f"leave one core to the session's shell and threads, train uses every core; "
+                             f"${ENV} sets it too)")
 
 
 def configure_for_args(args) -> ThreadPlan | None:

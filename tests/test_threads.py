@@ -17,18 +17,17 @@ def test_console_leaves_a_core_to_its_neighbours_and_sleeps_at_barriers():
     assert choose("console", ncores=1, environ={}).threads == 1
 
 
-def test_eval_counts_its_sandboxes_as_neighbours_only_with_several_jobs():
-    assert choose("eval", jobs=1, ncores=4, environ={}).threads == 4
+def test_run_and_eval_count_the_sessions_shell_as_a_neighbour():
+    assert choose("run", ncores=2, environ={}).threads == 1
+    assert choose("eval", jobs=1, ncores=4, environ={}).threads == 3
     plan = choose("eval", jobs=4, ncores=4, environ={})
     assert plan.threads == 3 and plan.env["OMP_WAIT_POLICY"] == "PASSIVE"
-
-
-def test_run_and_train_use_every_core_and_only_run_shortens_the_spin():
-    run, train = choose("run", ncores=2, environ={}), choose("train", ncores=2, environ={})
-    assert run.threads == train.threads == 2
-    assert "GOMP_SPINCOUNT" in run.env and "OMP_WAIT_POLICY" not in run.env
-    assert "GOMP_SPINCOUNT" not in train.env and "OMP_WAIT_POLICY" not in train.env
     assert choose("run", ncores=1, environ={}).env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+
+
+def test_train_uses_every_core_and_spins():
+    train = choose("train", ncores=2, environ={})
+    assert train.threads == 2 and "OMP_WAIT_POLICY" not in train.env
 
 
 def test_override_precedence_option_then_env_then_omp():
