@@ -73,9 +73,16 @@ class EngineBridge(Screen):
             self.gen, self.stream = gen, stream
 
     class Proposed(Message):
-        def __init__(self, gen: int, proposal) -> None:
+        def __init__(self, gen: int, proposal, stream: "TokenStream | None" = None) -> None:
             super().__init__()
-            self.gen, self.proposal = gen, proposal
+            self.gen, self.proposal, self.stream = gen, proposal, stream
+
+    class TakeoverStepped(Message):
+        """A command the operator entered during takeover finished: it is a step of its own."""
+
+        def __init__(self, gen: int, result) -> None:
+            super().__init__()
+            self.gen, self.result = gen, result
 
     class Stepped(Message):
         def __init__(self, gen: int, result, report, outcome) -> None:
@@ -117,6 +124,9 @@ class EngineBridge(Screen):
         except Exception as exc:
             self.post_message(self.Failed(gen, "start", exc))
             return
+        if self.driver.session is not None:
+            self.driver.session.on_takeover_step = (
+                lambda result: self.post_message(self.TakeoverStepped(gen, result)))
         self.post_message(self.Started(gen, report))
 
     @work(thread=True, exit_on_error=False, group="engine")
@@ -128,7 +138,7 @@ class EngineBridge(Screen):
         except Exception as exc:
             self.post_message(self.Failed(gen, "propose", exc))
             return
-        self.post_message(self.Proposed(gen, proposal))
+        self.post_message(self.Proposed(gen, proposal, stream))
 
     @work(thread=True, exit_on_error=False, group="engine")
     def _step(self, gen, command, source, original, proposal) -> None:

@@ -199,6 +199,8 @@ class LiveScreen(EngineBridge):
     def on_engine_bridge_proposed(self, msg: EngineBridge.Proposed) -> None:
         if msg.gen != self.gen or self.phase != "proposing":
             return
+        if msg.stream is not None and msg.stream is not self._stream:
+            return  # a proposal for a context that has changed since (takeover steps)
         self.proposal, self._stream = msg.proposal, None
         self._update_budget(msg.proposal.stats)
         self.set_phase("ready")
@@ -371,8 +373,22 @@ class LiveScreen(EngineBridge):
     def action_takeover(self) -> None:
         if self.phase in ("ready", "proposing", "running"):
             self.auto = False
+            self._steps_at_takeover = self.session.steps if self.session is not None else 0
             self.pane.takeover = True
             self.set_phase(self.phase)
+
+    def on_engine_bridge_takeover_stepped(self, msg: EngineBridge.TakeoverStepped) -> None:
+        """Each command line entered during takeover is an operator step (engine Session.send_keys):
+        the step count and the checks follow it; an `exit` or `panic` typed by hand ends the session."""
+        if msg.gen != self.gen:
+            return
+        self._update_budget()
+        if msg.result.ended:
+            self.pane.takeover = False
+            self._finish(self.gen, msg.result.ended)
+            return
+        self.query_one(ChecksPanel).show(None, running=True)
+        self._check(self.gen)
 
     def on_terminal_pane_keys(self, msg: TerminalPane.Keys) -> None:
         self._keys.submit(self.driver.send_keys, msg.data)
@@ -381,9 +397,19 @@ class LiveScreen(EngineBridge):
         self.on_terminal_pane_hand_back(TerminalPane.HandBack())
 
     def on_terminal_pane_hand_back(self, msg: TerminalPane.HandBack) -> None:
+        session = self.session
+        if session is not None and session.takeover_running():
+            self.notify("a command you entered is still running: finish it (or ^C), then hand back",
+                        title="teletype", severity="warning", timeout=6)
+            return
         self.pane.takeover = False
         self.set_phase(self.phase)
-        if self.mode is not None:
+        changed = session is not None and session.steps != getattr(self, "_steps_at_takeover", session.steps)
+        if changed and self.use_policy and self.phase in ("ready", "proposing") and self.mode is None:
+            # The model's proposal was made before the operator's commands: ask again.
+            self.cancel_proposal()
+            self.propose()
+        elif self.mode is not None:
             self.panel.editor.focus()
 
     def on_terminal_pane_resized(self, msg: TerminalPane.Resized) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -91,6 +92,11 @@ class Session:
         self.panic_reason: str | None = None
         self._keyline = ""   # operator takeover: the line being typed, and the last one entered
         self._keyed = ""
+        self._takeover: _TakeoverCommand | None = None
+        self._takeover_lock = threading.Lock()
+        self._step_lock = threading.RLock()
+        self.on_takeover_step: Callable[[StepResult], None] | None = None
+        """Called (on a background thread) after each command entered during takeover."""
 
     @property
     def model_name(self) -> str:
@@ -187,6 +193,15 @@ class Session:
             raise SessionError("the session has not started")
         if self.ended:
             raise SessionError(f"the session has ended ({self.ended})")
+        if self.takeover_running():
+            raise SessionError("a command entered during takeover is still running; finish it (or ^C) "
+                               "before the next step")
+        with self._step_lock:
+            return self._execute(command, source=source, original=original, raw=raw, stats=stats,
+                                 timeout=timeout)
+
+    def _execute(self, command: str, *, source: Source, original: str | None, raw: str | None,
+                 stats: dict | None, timeout: float | None) -> StepResult:
         self.steps += 1
         if self.recorder is not None:
             self.recorder.marker(f"step {self.steps}: {command.splitlines()[0] if command else ''}")
@@ -199,6 +214,13 @@ class Session:
             reason = command.strip()[5:].strip()
             typed = "panic " + shlex.quote(reason) if reason else "panic"
         obs = self.shell.run(typed, timeout=timeout)
+        return self._conclude(command, terminal, obs, source=source, original=original, raw=raw,
+                              stats=stats)
+
+    def _conclude(self, command: str, terminal: str | None, obs: Observation, *, source: str,
+                  original: str | None = None, raw: str | None = None, stats: dict | None = None,
+                  extra: dict | None = None) -> StepResult:
+        """Record one typed command's turn and observation; decide whether it ended the session."""
         ended: str | None = None
         if terminal == "panic" or (obs.ended and runs_panic(command)):
             # A panic is known from what the model typed, never from what was printed. It ends the
@@ -219,6 +241,7 @@ class Session:
             "interrupted": obs.interrupted,
             "seconds": round(obs.seconds, 4), "output_bytes": obs.output_bytes,
             "operated": turn_operated(command, obs.status, obs.interrupted, obs.text),
+            **(extra or {}),
         }
         if original is not None and original != command:
             turn["original"] = original
@@ -248,21 +271,67 @@ class Session:
         return report
 
     def send_keys(self, data: bytes) -> None:
-        """Operator takeover: keystrokes straight to the terminal (recorded as cast input)."""
-        if self.shell is None or self.shell.closed:
+        """Operator takeover: keystrokes straight to the terminal (recorded as cast input).
+
+        Each command line the operator enters at the shell's prompt becomes a step of its own, an
+        `operator` turn with `"takeover": true` and its observation, as if typed through execute():
+        the model sees it in its context and training can use it. Keys typed while that command
+        runs (into an editor, a pager, a `read`) are the program's, not new commands; lines entered
+        at a continuation prompt (a heredoc) join the command."""
+        if self.shell is None or self.shell.closed or self.ended:
             return
         if self.recorder is not None:
             self.recorder.input(data)
         for ch in data.decode("utf-8", "replace"):
             if ch in "\r\n":
-                self._keyed, self._keyline = self._keyline, ""
-            elif ch in "\x7f\b":
+                line, self._keyline = self._keyline, ""
+                self._keyed = line
+                self._line_entered(line)
+                continue
+            if ch in "\x7f\b":
                 self._keyline = self._keyline[:-1]
             elif ch in "\x03\x15":
                 self._keyline = ""
             elif ch >= " ":
                 self._keyline += ch
-        self.shell.send(data)
+            self.shell.send(ch.encode("utf-8"))
+        # (keys go one by one so that an Enter is seen exactly where it falls)
+
+    def _line_entered(self, line: str) -> None:
+        with self._takeover_lock:
+            watcher = self._takeover
+            if watcher is not None and watcher.is_alive():
+                if self.shell.at_continuation(watcher.last_mark):
+                    watcher.lines.append(line)
+                watcher.last_mark = self.shell.offset()
+                self.shell.send(b"\r")
+                return
+            mark = self.shell.offset()
+            self.shell.send(b"\r")
+            if not line.strip():
+                return  # an empty line is no command
+            watcher = _TakeoverCommand(self, line, mark)
+            self._takeover = watcher
+            watcher.start()
+
+    def takeover_running(self) -> bool:
+        """Whether a command the operator entered during takeover is still running."""
+        w = self._takeover
+        return w is not None and w.is_alive()
+
+    def _takeover_done(self, w: "_TakeoverCommand", obs: Observation) -> None:
+        command = "\n".join(w.lines)
+        with self._step_lock:
+            if self.ended or self.outcome is not None:
+                return
+            self.steps += 1
+            if self.recorder is not None:
+                self.recorder.marker(f"step {self.steps}: {w.lines[0]}")
+            self._append("assistant", command)
+            result = self._conclude(command, is_terminal(command), obs, source="operator",
+                                    extra={"takeover": True})
+        if self.on_takeover_step is not None:
+            self.on_takeover_step(result)
 
     def resize(self, rows: int, cols: int) -> None:
         self.rows, self.cols = rows, cols
@@ -276,6 +345,12 @@ class Session:
         """Grade the final state, write trajectory.json, close the sandbox. Idempotent."""
         if self.outcome is not None:
             return self.outcome
+        w = self._takeover
+        if w is not None and w.is_alive():
+            # A command entered during takeover: recorded if the shell has come back (or ended) by
+            # now; one still running when the session is stopped is not a step.
+            w.stop.set()
+            w.join(timeout=3.0)
         if self.shell is not None and self.shell.closed and not self.ended:
             # It went away between steps: by a line typed during operator takeover, or a signal.
             code = self.shell.term.exit_code()
@@ -377,3 +452,21 @@ class Session:
         if self.outcome is None:
             self.close()
 
+
+
+class _TakeoverCommand(threading.Thread):
+    """Waits for the shell's next prompt after a line the operator entered, then records the step."""
+
+    def __init__(self, session: Session, line: str, mark: int):
+        super().__init__(name="teletype-takeover", daemon=True)
+        self.session, self.lines, self.mark = session, [line], mark
+        self.last_mark = mark  # where the last line was entered (its continuation prompt comes after)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        try:
+            obs = self.session.shell.observe_typed(self.lines[0], self.mark, self.stop)
+            if obs is not None:
+                self.session._takeover_done(self, obs)
+        except Exception:
+            log.error("recording a command typed during takeover failed", exc_info=True)

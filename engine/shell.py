@@ -422,17 +422,79 @@ class Shell:
         obs.ended = closed or not self.term.alive()
         if obs.ended:
             self._reader.join(timeout=1.0)
-            # The terminal closes a moment before its process is reaped: wait for the status.
-            wait_until = time.monotonic() + 2.0
-            obs.exit_code = self.term.exit_code()
-            while obs.exit_code is None and self.term.alive() and time.monotonic() < wait_until:
-                time.sleep(0.01)
-                obs.exit_code = self.term.exit_code()
-            if obs.exit_code is None:
-                obs.exit_code = self.term.exit_code()
+            obs.exit_code = self._exit_code()
         obs.output_bytes = total
         obs.seconds = time.monotonic() - t0
         return obs
+
+    # -- operator takeover ---------------------------------------------------------------------------
+    def offset(self) -> int:
+        """Bytes seen on the stream so far (a mark to wait after)."""
+        with self._cond:
+            return self._total
+
+    def at_continuation(self, mark: int, wait: float = 0.2) -> bool:
+        """Whether the shell shows its continuation prompt (a heredoc or quote is open), waiting up
+        to `wait` seconds for keys typed ahead to reach it; False at once when a program other than
+        the shell holds the terminal (the keys are that program's)."""
+        deadline = time.monotonic() + wait
+        self._settled_at = None
+        with self._cond:
+            while True:
+                ev = self._prompt_after(mark, ("ps1", "ps2"))
+                if ev:
+                    return ev[1] == "ps2"
+                now = time.monotonic()
+                if self._closed or now >= deadline or not self._at_prompt():
+                    return False
+                self._cond.wait(min(0.005, deadline - now))
+
+    def observe_typed(self, first_line: str, mark: int, stop: threading.Event) -> Observation | None:
+        """A command the operator entered by hand (takeover): wait, with no bound (the operator is at
+        the keys and may be in an editor), for the shell's next prompt, and observe like run()."""
+        t0 = time.monotonic()
+        end: int | None = None
+        status: int | None = None
+        self._settled_at = None
+        pause = 0.001
+        with self._cond:
+            while True:
+                ev = self._prompt_after(mark, ("ps1",))
+                if ev:
+                    end, status = ev[0], int(ev[2])
+                    self.status = status
+                    break
+                if self._closed or stop.is_set():
+                    break
+                if ev is False:
+                    self._cond.wait(pause)
+                    pause = min(pause * 2, 0.05)
+                else:
+                    self._cond.wait(0.2)
+            if stop.is_set() and end is None and not self._closed:
+                return None
+            closed = self._closed
+            total = self._capture.total
+            raw = self._take(end if end is not None else self._total)
+            dropped = self._dropped_last
+        obs = self._observe(raw, dropped, [], first_line, final=closed or end is None)
+        obs.status = status
+        obs.ended = closed or not self.term.alive()
+        if obs.ended:
+            self._reader.join(timeout=1.0)
+            obs.exit_code = self._exit_code()
+        obs.output_bytes = total
+        obs.seconds = time.monotonic() - t0
+        return obs
+
+    def _exit_code(self) -> int | None:
+        # The terminal closes a moment before its process is reaped: wait for the status.
+        wait_until = time.monotonic() + 2.0
+        code = self.term.exit_code()
+        while code is None and self.term.alive() and time.monotonic() < wait_until:
+            time.sleep(0.01)
+            code = self.term.exit_code()
+        return code if code is not None else self.term.exit_code()
 
     def _wait(self, mark: int, deadline: float, last: bool) -> tuple[str, int | None, int | None]:
         """Wait after typing one line: ('prompt' | 'more' | 'closed' | a reason to interrupt,

@@ -225,7 +225,8 @@ async def test_without_a_model_the_operator_records_a_demonstration(tmp_path):
 @needs_bwrap
 @pytest.mark.asyncio
 async def test_takeover_sends_keys_to_read_and_cat_then_hands_back(tmp_path):
-    app = make_app(tmp_path, "scripted")
+    # The scripted position follows the conversation: after three operator steps it proposes the 4th.
+    app = make_app(tmp_path, ["cat ~/ASSIGNMENTS", "-", "-", "chmod 755 ~/bin/deploy.sh", "exit"])
     async with app.run_test(size=SIZE) as pilot:
         s = await ready(pilot, 0)
         await pilot.press("t")
@@ -241,16 +242,25 @@ async def test_takeover_sends_keys_to_read_and_cat_then_hands_back(tmp_path):
         await pilot.press("r")                                       # goes to the shell, not the console
         await until(pilot, lambda: s.pane.text().rstrip().endswith("r"), what="r in the shell")
         await pilot.press("backspace")
+        await until(pilot, lambda: s.session.steps == 3, what="the takeover commands to be steps")
         await pilot.press("ctrl+right_square_bracket")               # hand back
         assert not s.pane.takeover
+        s = await ready(pilot, 3)                                    # a fresh proposal for the new context
+        assert s.proposal.command == "chmod 755 ~/bin/deploy.sh"
         await pilot.press("r")                                       # now it runs the proposal
-        s = await ready(pilot, 1)
+        s = await ready(pilot, 4)
         await pilot.press("x")
         s = await ended(pilot)
     cast = [json.loads(line) for line in (tmp_path / "run" / "session.cast").read_text().splitlines()[1:]]
     typed = "".join(e[2] for e in cast if e[1] == "i")
     assert "read x\r42\r" in typed and "hello\r\x04" in typed
-    assert sources(tmp_path / "run") == ["scripted", "operator"]
+    # Each command line entered during takeover is an operator step, with its observation; the keys
+    # typed into `read` and `cat` are theirs, not commands.
+    traj = json.loads((tmp_path / "run" / "trajectory.json").read_text())
+    assert [t["command"] for t in traj["turns"][:3]] == ["read x", "echo got $x", "cat"]
+    assert all(t["takeover"] for t in traj["turns"][:3])
+    assert traj["messages"][4]["content"].startswith("got 42\n")
+    assert sources(tmp_path / "run") == ["operator", "operator", "operator", "scripted", "operator"]
 
 
 @needs_bwrap
@@ -418,3 +428,25 @@ async def test_layout_fits_the_terminal(tmp_path, monkeypatch, width, height):
         shown = {k.key for k in s.query(FooterKey) if k.region.width and k.region.right <= width}
         assert set(ESSENTIAL_KEYS) <= shown, sorted(shown)
         check_snapshot(app, f"layout_{width}x{height}")
+
+
+@needs_bwrap
+@pytest.mark.asyncio
+async def test_takeover_hand_back_waits_for_a_running_command_and_exit_ends_the_session(tmp_path):
+    app = make_app(tmp_path, "scripted")
+    async with app.run_test(size=SIZE) as pilot:
+        s = await ready(pilot, 0)
+        await pilot.press("t")
+        await type_text(pilot, "sleep 2\n")
+        await until(pilot, lambda: s.session.takeover_running(), what="sleep to run")
+        await pilot.press("ctrl+right_square_bracket")               # refused: sleep still runs
+        assert s.pane.takeover
+        await until(pilot, lambda: s.session.steps == 1, what="sleep to be a step")
+        await type_text(pilot, "chmod 755 ~/bin/deploy.sh\n")
+        await until(pilot, lambda: s.session.steps == 2, what="chmod to be a step")
+        await type_text(pilot, "exit\n")                             # typed by hand, it ends the session
+        s = await ended(pilot)
+        assert not s.pane.takeover
+    traj = json.loads((tmp_path / "run" / "trajectory.json").read_text())
+    assert [t["command"] for t in traj["turns"]] == ["sleep 2", "chmod 755 ~/bin/deploy.sh", "exit"]
+    assert traj["outcome"]["outcome"] == "success" and traj["outcome"]["ended_by"] == "exit"

@@ -195,3 +195,50 @@ def test_a_panic_reason_in_plain_words_needs_no_shell_quoting(tmp_path):
     out = run(sc, ["cat ~/TASK", "panic the ledger isn't there (and I won't guess)"])
     assert out.outcome == "correct_panic"
     assert out.panic_reason == "the ledger isn't there (and I won't guess)"
+
+
+def test_commands_typed_during_takeover_are_operator_steps(tmp_path):
+    """Each line entered at the prompt during takeover is a step: an operator turn with its
+    observation, in the model's context and the recording; keys typed into a running program are
+    not commands; a heredoc's lines join their command."""
+    sc = load_scenario(DEPLOY)
+    rec = tmp_path / "run"
+    s = Session(sc, record_dir=rec)
+    s.start()
+    seen = []
+    s.on_takeover_step = seen.append
+
+    def wait_steps(n):
+        deadline = time.monotonic() + 10
+        while len(seen) < n and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert len(seen) == n, seen
+
+    s.send_keys(b"cat ~/ASSIGNMENTS\r")
+    wait_steps(1)
+    s.send_keys(b"chmod 7x\x7f55 ~/bin/deploy.sh\r")         # a backspace, as a person types
+    wait_steps(2)
+    s.send_keys(b"read answer; echo got $answer\r")
+    time.sleep(0.5)
+    assert s.takeover_running()
+    s.send_keys(b"yes\r")                                      # the program's input, not a command
+    wait_steps(3)
+    s.send_keys(b"cat <<EOF\rline one\rEOF\r")
+    wait_steps(4)
+    assert [t["command"] for t in s.turns] == [
+        "cat ~/ASSIGNMENTS", "chmod 755 ~/bin/deploy.sh", "read answer; echo got $answer",
+        "cat <<EOF\nline one\nEOF"]
+    assert all(t["source"] == "operator" and t["takeover"] for t in s.turns)
+    assert [t["status"] for t in s.turns] == [0, 0, 0, 0]
+    assert s.messages[2]["content"] == "Make ~/bin/deploy.sh executable by everyone.\nalice@sek:~$ "
+    assert s.messages[6]["content"].startswith("yes\ngot yes\n")
+    assert s.messages[8]["content"].endswith("line one\nalice@sek:~$ ")
+    s.send_keys(b"exit\r")
+    deadline = time.monotonic() + 10
+    while not s.shell.closed and time.monotonic() < deadline:
+        time.sleep(0.02)
+    out = s.finish()
+    assert out.outcome == "success" and out.ended_by == "exit" and out.steps == 5
+    traj = json.loads((rec / "trajectory.json").read_text())
+    assert [m["role"] for m in traj["messages"]].count("assistant") == 5
+    assert traj["turns"][-1]["command"] == "exit" and traj["turns"][-1]["takeover"] is True
