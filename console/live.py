@@ -202,6 +202,7 @@ class LiveScreen(EngineBridge):
         if msg.stream is not None and msg.stream is not self._stream:
             return  # a proposal for a context that has changed since (takeover steps)
         self.proposal, self._stream = msg.proposal, None
+        self.last_stats = msg.proposal.stats  # the status line shows its decode rate
         self._update_budget(msg.proposal.stats)
         self.set_phase("ready")
         if self.mode is None:

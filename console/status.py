@@ -50,6 +50,18 @@ def scenario_label(screen) -> str:
     return spec
 
 
+def decode_rate(stats: dict | None) -> str | None:
+    """The last answer's decode rate ("18 tok/s"), from the hf policy's stats or an endpoint's."""
+    stats = stats or {}
+    new, decode = stats.get("new_tokens"), stats.get("decode_s")
+    if decode is None and stats.get("latency_s") is not None:
+        decode = stats["latency_s"] - (stats.get("first_token_s") or 0.0)
+    if not new or not decode or decode <= 0:
+        return None
+    rate = new / decode
+    return f"{rate:.1f} tok/s" if rate < 10 else f"{rate:.0f} tok/s"
+
+
 def status_line(screen) -> Text:
     """Most important first, so a narrow terminal cuts only the tail: the scenario, what is happening
     (and AUTO / TAKEOVER), then the model, then the recording. Long names are shortened in the middle."""
@@ -74,6 +86,9 @@ def status_line(screen) -> Text:
     else:
         model = "none (the operator types)"
     text.append(prefix + model)
+    rate = decode_rate(getattr(screen, "last_stats", None)) if screen.use_policy else None
+    if rate:
+        text.append(f" ({rate})", style="bold")
     if session is not None and session.recorder is not None:
         text.append(" · ")
         text.append("● rec", style="bold red")

@@ -168,6 +168,7 @@ async def test_auto_mode_runs_streams_and_pauses(tmp_path):
         assert s.session.steps == paused_at and s.phase == "ready"
         budget = str(s.query_one("BudgetPanel").render())
         assert f"{100 * (paused_at + 1)}/3072 tok" in budget and "decode 0.20 s" in budget
+        assert "(35 tok/s)" in str(s.query_one("#status").render())     # 7 tokens in 0.2 s
         await pilot.press("a")                                       # resume to the end
         s = await ended(pilot)
         assert s.session.outcome.outcome == "success"

@@ -116,6 +116,15 @@ def test_budget_panel_reads_both_model_backends():
     assert _timing({}) == []
 
 
+def test_the_status_line_rate_reads_both_model_backends():
+    from console.status import decode_rate
+
+    assert decode_rate({"new_tokens": 12, "decode_s": 0.3}) == "40 tok/s"
+    assert decode_rate({"new_tokens": 3, "decode_s": 2.0}) == "1.5 tok/s"
+    assert decode_rate({"latency_s": 1.5, "first_token_s": 0.5, "new_tokens": 20}) == "20 tok/s"
+    assert decode_rate({"new_tokens": 0, "decode_s": 0.0}) is None and decode_rate(None) is None
+
+
 def test_keys_map_to_what_a_terminal_sends():
     assert key_bytes("enter", "\r") == b"\r"
     assert key_bytes("ctrl+d", None) == b"\x04"
