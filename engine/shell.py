@@ -217,10 +217,13 @@ class Shell:
             # queue and reach the next command as typed text.
             visible = len(printout(tail.decode("utf-8", "replace")))
             try:
-                self.term.write(b"\x1b[%d;%dR" % (self.rows, min(self.cols, self._column + visible + 1)))
+                # A long line wraps: the column is where the wrapped text leaves the cursor.
+                col = (self._column + visible) % max(1, self.cols) + 1
+                self.term.write(b"\x1b[%d;%dR" % (self.rows, col))
             except EOFError:
                 pass
-        self._column += len(printout(tail.decode("utf-8", "replace"))) if tail else 0
+        if tail:
+            self._column = (self._column + len(printout(tail.decode("utf-8", "replace")))) % max(1, self.cols)
 
     def _scan(self, data: bytes) -> None:
         window = self._scan_tail + data
@@ -290,15 +293,14 @@ class Shell:
         # The shell waits at its input, so it has written its prompt: once everything it wrote has
         # been read (and a moment more, for the pty's own buffer to reach us), the last marker is it.
         drained = getattr(self.term, "drained", None)
-        if drained is not None:
-            now = time.monotonic()
-            if drained(self._total) is False:
-                self._settled_at = None
-                return False
-            if self._settled_at is None:
-                self._settled_at = now
-            if now - self._settled_at < SETTLE:
-                return False
+        now = time.monotonic()
+        if drained is not None and drained(self._total) is False:
+            self._settled_at = None
+            return False
+        if self._settled_at is None:
+            self._settled_at = now
+        if now - self._settled_at < SETTLE:
+            return False
         return self._last_event_after(mark, kinds)
 
     def login(self) -> str:
@@ -646,8 +648,16 @@ class Shell:
         if at >= 0:
             body = raw[:at] + raw[at + len(echo):]
         else:
+            # No exact echo: a line editor redrew it (busybox ash past the right margin), or echo is
+            # off for this line (ash does not edit, and so does not echo, under `stty -echo`). Drop
+            # the first line only if it shows what was typed.
             nl = raw.find(b"\n")
-            body = raw[nl + 1:] if nl >= 0 else b""
+            first = printout(raw[:nl].decode("utf-8", "replace")).rstrip() if nl >= 0 else ""
+            tail = first_line.rstrip()[-16:]
+            if nl >= 0 and (not tail or first.endswith(tail)):
+                body = raw[nl + 1:]
+            else:
+                body = raw if first_line else (raw[nl + 1:] if nl >= 0 else b"")
         text = printout(body.decode("utf-8", "replace"))
         if final:
             output, prompt = text, ""

@@ -24,3 +24,25 @@ def tiny_tokenizer(tiny_model_dir):
     return AutoTokenizer.from_pretrained(tiny_model_dir)
 
 # -- end of model engine fixtures -----------------------------------------------------------------------
+
+
+# -- sandbox fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def docker_daemon():
+    """A reachable daemon (through DOCKER_HOST), or skip; under CI=true, fail instead of skipping."""
+    import os
+
+    from engine.sandbox.base import SandboxError
+    from engine.sandbox.docker import connect
+
+    try:
+        client = connect(timeout=10)
+    except SandboxError as exc:
+        msg = f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)"
+        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
+            pytest.fail(msg, pytrace=False)
+        pytest.skip(msg)
+    yield client
+    client.close()
+
+# -- end of sandbox fixtures -------------------------------------------------------------------------

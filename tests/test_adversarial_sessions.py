@@ -48,16 +48,16 @@ def _scenario(tmp_path, case: Case):
     return scenario_from(tmp_path, case.scenario)
 
 
-def run_case(tmp_path, case: Case):
+def run_case(tmp_path, case: Case, sandbox: str = "bwrap"):
     canaries = HostCanaries(tmp_path / "host")
     sc = _scenario(tmp_path, case)
     rec = tmp_path / "run"
     t0 = time.monotonic()
-    s = Session(sc, record_dir=rec, limits=LIMITS)
+    s = Session(sc, record_dir=rec, limits=LIMITS, sandbox=sandbox)
     s.start()
     nonce = s.sandbox.login.nonce
     uid = getattr(s.sandbox, "host_uid", None)
-    staging = str(s.sandbox.staging.path)
+    staging = str(s.sandbox.staging.path) if getattr(s.sandbox, "staging", None) else ""
     results = []
     for command in case.commands:
         if s.ended:
@@ -111,11 +111,13 @@ CASES = {
         '''),
     # The nonce is in no file and no environment variable the user can read.
     "nonce_not_in_files_or_env": Case(
-        ["ls -A /run/teletype-login; echo \"ENV=$ENV\"",
-         "grep -rl NONCE /run /etc /home /tmp 2>/dev/null; env | grep -c NONCE; echo next"],
+        ["ls -A /run/teletype-login; echo \"ENV=$ENV\"", "grep -rl NONCE /run /etc /home /tmp",
+         "env | grep -c NONCE", "echo next"],
         lambda s, r: (
             r[0].observation.text == f"ENV=\n{PROMPT}" or pytest.fail(r[0].observation.text),
-            r[1].observation.text == f"0\nnext\n{PROMPT}" or pytest.fail(r[1].observation.text))),
+            s.sandbox.login.nonce not in r[1].observation.text or pytest.fail(r[1].observation.text),
+            r[1].observation.status == 1 or pytest.fail(str(r[1].observation)),
+            r[2].observation.text == f"0\n{PROMPT}" or pytest.fail(r[2].observation.text), _aligned(s, r))),
     # A forged primary prompt with the real nonce, then a failing command: the real status counts.
     "forged_ps1_then_false": Case(
         [f'printf "{FORGED_PS1}"; false', "echo next"],
@@ -266,6 +268,22 @@ CASES = {
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_hostile_session(tmp_path, name):
     run_case(tmp_path, CASES[name])
+
+
+# The same attacks on busybox ash in a container (the daemon on this machine: the shell's state is
+# read from the host's /proc there too).
+DOCKER_CASES = ["cat_panic_marker", "nonce_not_in_files_or_env", "forged_ps1_then_false",
+                "forged_ps1_then_slow_false", "forged_ps1_by_a_child_program", "forged_ps2_is_not_a_continuation",
+                "panic_printed_is_not_panic", "a_program_that_kills_the_shell_is_shell_lost_not_panic",
+                "panic_run_from_a_command_list", "no_newline_zero_padding", "a_megabyte_without_newline",
+                "stty_minus_echo", "cursor_position_query_left_unread", "ps1_replaced", "exit_semicolon",
+                "true_and_exit", "exit_with_status"]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", DOCKER_CASES)
+def test_hostile_session_in_docker(tmp_path, docker_daemon, name):
+    run_case(tmp_path, CASES[name], sandbox="docker")
 
 
 def test_recorded_status_of_a_forged_prompt_is_the_real_one(tmp_path):

@@ -74,26 +74,6 @@ commands = ["cat ~/TASKS", "exit"]
 
 
 # -- fixtures ---------------------------------------------------------------------------------------
-def _ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
-@pytest.fixture(scope="module")
-def docker_daemon():
-    """A reachable daemon (through DOCKER_HOST), or skip; under CI=true, fail instead of skipping."""
-    from engine.sandbox.docker import connect
-
-    try:
-        client = connect(timeout=10)
-    except SandboxError as exc:
-        msg = f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)"
-        if _ci():
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    yield client
-    client.close()
-
-
 @pytest.fixture(scope="module")
 def deploy():
     return load_scenario(DEPLOY)

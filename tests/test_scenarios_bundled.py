@@ -162,23 +162,6 @@ def test_scenario_is_valid_in_bwrap(path):
     _validate(path, "bwrap")
 
 
-@pytest.fixture(scope="module")
-def docker_daemon():
-    """A reachable daemon (through DOCKER_HOST), or skip; under CI=true, fail instead of skipping."""
-    from engine.sandbox.base import SandboxError
-    from engine.sandbox.docker import connect
-
-    try:
-        client = connect(timeout=10)
-    except SandboxError as exc:
-        msg = f"no docker daemon: {exc} (run `eval \"$(.ci/dockerd.sh)\"` first)"
-        if os.environ.get("CI", "").strip().lower() in ("true", "1", "yes"):
-            pytest.fail(msg, pytrace=False)
-        pytest.skip(msg)
-    yield client
-    client.close()
-
-
 @pytest.mark.slow
 @pytest.mark.docker
 @pytest.mark.parametrize("path", PATHS, ids=_ids(PATHS))

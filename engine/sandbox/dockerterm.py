@@ -24,7 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from .dockerapi import _hijack, _ready, _recv
-from .ptyterm import _READ_SYSCALLS, blocked_on_tty, pids_in_pgrp
+from .ptyterm import _READ_SYSCALLS, at_line_input, blocked_on_tty, pids_in_pgrp
 
 if TYPE_CHECKING:
     from .docker import DockerSandbox
@@ -314,8 +314,14 @@ class DockerTerminal:
                                str(self.container_pid)], timeout=5.0)
 
     def at_line_input(self, pid: int) -> bool | None:
-        """Busybox ash reads its edited line a byte at a time, like its `read`: not known here."""
-        return None
+        """With the daemon on this machine, as for a local pty: busybox ash polls its terminal in
+        raw mode while it edits a line (its `read` waits in cooked mode). None for a remote daemon."""
+        if not self._host_tty or not self._same_shell():
+            return None
+        attrs = self._tty_attrs()
+        if attrs is None:
+            return None
+        return at_line_input(pid, raw_mode=not attrs[3] & termios.ICANON)
 
     def prepare_input(self) -> None:
         """Pending input discarded before a command is typed (where the tty opens from the host).
