@@ -411,22 +411,28 @@ class Shell:
             status, end = self._interrupt()
             break
         with self._cond:
-            closed = self._closed
-            total = self._capture.total
-            if end is not None:
-                raw = self._take(end)
-            else:  # the shell is gone (or never came back): everything captured is this turn's
-                raw = self._take(self._total)
-            dropped = self._dropped_last
-        obs = self._observe(raw, dropped, notes, lines[0], final=closed or end is None)
-        obs.status = status
+            obs = self._conclude(end, notes, lines[0], status, t0)
         obs.interrupted = interrupted
-        obs.ended = closed or not self.term.alive()
+        return self._ending(obs)
+
+    def _conclude(self, end: int | None, notes: list[str], first_line: str, status: int | None,
+                  t0: float) -> Observation:
+        """The observation of a command whose prompt ended at stream offset `end` (None: the shell is
+        gone or never came back, and everything captured is this turn's). Called with the lock held."""
+        closed = self._closed
+        total = self._capture.total
+        raw = self._take(end if end is not None else self._total)
+        obs = self._observe(raw, self._dropped_last, notes, first_line, final=closed or end is None)
+        obs.status, obs.output_bytes, obs.seconds = status, total, time.monotonic() - t0
+        obs.ended = closed
+        return obs
+
+    def _ending(self, obs: Observation) -> Observation:
+        """Whether the shell is gone, and with what status (outside the lock: it waits for the reaper)."""
+        obs.ended = obs.ended or not self.term.alive()
         if obs.ended:
             self._reader.join(timeout=1.0)
             obs.exit_code = self._exit_code()
-        obs.output_bytes = total
-        obs.seconds = time.monotonic() - t0
         return obs
 
     # -- operator takeover ---------------------------------------------------------------------------
@@ -475,19 +481,8 @@ class Shell:
                     self._cond.wait(0.2)
             if stop.is_set() and end is None and not self._closed:
                 return None
-            closed = self._closed
-            total = self._capture.total
-            raw = self._take(end if end is not None else self._total)
-            dropped = self._dropped_last
-        obs = self._observe(raw, dropped, [], first_line, final=closed or end is None)
-        obs.status = status
-        obs.ended = closed or not self.term.alive()
-        if obs.ended:
-            self._reader.join(timeout=1.0)
-            obs.exit_code = self._exit_code()
-        obs.output_bytes = total
-        obs.seconds = time.monotonic() - t0
-        return obs
+            obs = self._conclude(end, [], first_line, status, t0)
+        return self._ending(obs)
 
     def _exit_code(self) -> int | None:
         # The terminal closes a moment before its process is reaped: wait for the status.
