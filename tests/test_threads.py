@@ -25,9 +25,10 @@ def test_run_and_eval_count_the_sessions_shell_as_a_neighbour():
     assert choose("run", ncores=1, environ={}).env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def test_train_uses_every_core_and_spins():
+def test_train_uses_every_core_and_sleeps_at_barriers():
     train = choose("train", ncores=2, environ={})
-    assert train.threads == 2 and "OMP_WAIT_POLICY" not in train.env
+    assert train.threads == 2 and train.env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in choose("train", ncores=1, environ={}).env
 
 
 def test_override_precedence_option_then_env_then_omp():
@@ -35,7 +36,6 @@ def test_override_precedence_option_then_env_then_omp():
     assert choose("console", override=2, ncores=8, environ=env).threads == 2
     assert choose("console", ncores=8, environ=env).threads == 3
     assert choose("console", ncores=8, environ={"OMP_NUM_THREADS": "5"}).threads == 5
-    # more threads than cores: they must sleep at barriers, whatever the work
     assert choose("train", override=4, ncores=2, environ={}).env["OMP_WAIT_POLICY"] == "PASSIVE"
 
 

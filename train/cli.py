@@ -67,6 +67,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--resume", action="store_true", help="continue from the latest checkpoint in --out")
     o.add_argument("--merge", action="store_true",
                    help="also write the base with the adapter merged in (merge_and_unload) to OUT/merged")
+    o.add_argument("--gguf", action="store_true",
+                   help="also write the adapter as a GGUF LoRA (f16, for llama.cpp/Ollama) to OUT/adapter-f16.gguf")
     o.add_argument("--dry-run", action="store_true", help="render and count the data, then stop")
     o.add_argument("-v", "--verbose", action="store_true", help="list each skipped session and why")
     from engine.threads import add_threads_option
@@ -86,7 +88,7 @@ def add_parser(sub, name: str = "train") -> None:
 def command_line(args: argparse.Namespace) -> str:
     """The `teletype train` command that reproduces this run (non-default options only)."""
     words = ["teletype", "train", *map(str, args.recordings), "--base", str(args.base), "--out", str(args.out)]
-    for flag in ("all", "include_heldout", "merge"):
+    for flag in ("all", "include_heldout", "merge", "gguf"):
         if getattr(args, flag):
             words.append("--" + flag.replace("_", "-"))
     for flag in ("source", "archetype", "split"):
@@ -159,6 +161,10 @@ def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -
     merged = None
     if args.merge:
         merged = merge(args.base, out, dtype, tokenizer)
+    if getattr(args, "gguf", False):
+        from engine.gguflora import convert
+
+        say(f"GGUF LoRA in {convert(out, out / 'adapter-f16.gguf', base=args.base)}")
     summary = {"steps": result.global_step, "loss": round(result.training_loss, 4), "seconds": seconds,
                "device": device}
     write_model_card(out, base=args.base, config=config, report=report, command=command_line(args),

@@ -51,9 +51,12 @@ class TrainConfig:
                                       "--batch-size > 1; see bench/bench_train.py)")
     max_grad_norm: float = _f(1.0, "gradient clipping norm (0 disables)")
     precision: str = _f("auto", "weights and arithmetic: auto (fp16 on CUDA with fp32 LoRA weights, fp32 on "
-                                "CPU), fp16, bf16 or fp32", choices=["auto", "fp16", "bf16", "fp32"])
+                                "CPU), fp16, bf16 or fp32. On a CPU with bf16 units (AMX, avx512_bf16) bf16 "
+                                "trains 1.35-1.6x faster (bench/bench_train.py --flops) against a bf16-rounded "
+                                "base; --merge still merges into the fp32 base",
+                        choices=["auto", "fp16", "bf16", "fp32"])
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (less memory, "
-                                             "about a third slower)")
+                                             "about a third slower: 0.71x measured on SmolLM2-135M)")
     seed: int = _f(0, "seed of the LoRA initialisation and the data order")
     # -- bookkeeping -------------------------------------------------------------------------------
     save_steps: int = _f(100, "save a checkpoint (adapter, optimiser, scheduler, RNG) every N optimiser steps "

@@ -160,8 +160,14 @@ def save_adapter(trainer: Trainer, tokenizer, out: Path) -> None:
 
 
 def merge(base: str, adapter_dir: Path, dtype: torch.dtype, tokenizer) -> Path:
-    """OUT/merged: the base with the adapter folded in (merge_and_unload), loadable without peft."""
+    """OUT/merged: the base with the adapter folded in (merge_and_unload), loadable without peft.
+
+    An adapter trained on bf16 weights (--precision bf16, the fast choice on a CPU) is merged into the
+    fp32 base: that is what the hf policy serves on a CPU, and bf16 would round the merged weights."""
     from peft import PeftModel
+
+    if dtype == torch.bfloat16:
+        dtype = torch.float32
 
     model = PeftModel.from_pretrained(load_base(base, dtype), str(adapter_dir)).merge_and_unload()
     target = adapter_dir / "merged"
