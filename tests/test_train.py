@@ -358,3 +358,19 @@ def test_adapter_completes_the_recorded_scenarios_and_the_base_does_not(recordin
         results[label] = {r["scenario"]: (r["outcome"], r["verified"], r["ended_by"]) for r in summary["results"]}
     assert results["adapter"] == {name: ("success", True, "exit") for name in SCENARIOS}
     assert all(outcome != "success" for outcome, _, _ in results["base"].values())
+
+
+def test_a_bf16_trained_adapter_merges_into_the_fp32_base(synthetic_runs, tiny_model_dir, tiny_tokenizer, tmp_path):
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "lora-bf16"
+    assert teletype(["train", str(synthetic_runs), "--base", str(tiny_model_dir), "--out", str(out), "--merge",
+                     "--precision", "bf16", *QUICK]) == 0
+    merged = AutoModelForCausalLM.from_pretrained(out / "merged").eval()
+    assert {p.dtype for p in merged.parameters()} == {torch.float32}
+    peft_model = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model_dir), out).eval()
+    ids = torch.tensor([render_prompt_ids(tiny_tokenizer, short_session()[:1])])
+    with torch.no_grad():
+        assert torch.allclose(peft_model(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-4)
