@@ -150,8 +150,12 @@ def first_commands(eval_dir: Path) -> dict[str, str]:
 
 
 def run_eval(*args, timeout=1500):
+    # not in REPO: there `train` names the train/ package folder rather than the train split
+    import os
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     cli = subprocess.run([sys.executable, "-m", "engine.cli", "eval", *args, "--no-progress"],
-                         capture_output=True, text=True, timeout=timeout, cwd=REPO)
+                         capture_output=True, text=True, timeout=timeout, cwd=Path(args[-1]).parent, env=env)
     assert cli.returncode == 0, cli.stderr[-2000:]
 
 
