@@ -192,14 +192,15 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
 
 
 # -- the driver -------------------------------------------------------------------------------------------
-def run_one(threads: int, neighbour: bool, args) -> dict:
+def run_one(threads: int, neighbour: bool, args, torch_default: bool = False) -> dict:
     from engine.threads import apply, choose
 
     env = dict(os.environ)
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TELETYPE_THREADS"):
         env.pop(key, None)
-    # the settings teletype itself uses at this count: the console's when there is a neighbour, run's when idle
-    apply(choose("console" if neighbour else "run", override=threads), environ=env)
+    if not torch_default:
+        # the settings teletype itself uses at this count (a session's: engine.threads)
+        apply(choose("run", override=threads), environ=env)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
     try:
         out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(
@@ -213,6 +214,7 @@ def run_one(threads: int, neighbour: bool, args) -> dict:
         raise SystemExit(f"worker failed (threads {threads}):\n{out.stderr[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["neighbour"] = neighbour
+    res["label"] = f"{threads} (torch default)" if torch_default else str(threads)
     res["env"] = {k: env[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in env}
     return res
 
@@ -221,25 +223,25 @@ def table(results: list[dict]) -> None:
     f = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
     x_ = lambda a, b: "-" if not a or not b else f"{a / b:.2f}x"  # noqa: E731
     print("\ndecode tok/s (64-token greedy answers; session: the policy's own steps)")
-    print(f"{'neighbour':<10} {'thr':>3} {'session':>8} {'forward':>8} {'fast':>8} {'bf16':>8} {'llama.cpp':>9} "
+    print(f"{'neighbour':<10} {'threads':>17} {'session':>8} {'forward':>8} {'fast':>8} {'bf16':>8} {'llama.cpp':>9} "
           f"{'bound32':>8} {'bound16':>8} {'copy32':>7} | {'sess/bare*':>10} {'fast/b32':>8} {'bf16/b16':>8} "
           f"{'sess/lcpp':>9}")
     for r in results:
         same = [x for x in results if x["neighbour"] == r["neighbour"]]
-        best_bare = max(x["bare_fast"]["decode"] for x in same)
+        best_bare = max(x["bare_fast"]["decode"] for x in same if "default" not in x["label"])
         lc = r["llama_cpp"]["decode"] if r["llama_cpp"] else None
-        print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['threads']:>3} {f(r['session_decode']):>8} "
+        print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_decode']):>8} "
               f"{f(r['bare_forward']['decode']):>8} {f(r['bare_fast']['decode']):>8} {f(r['bare_bf16']['decode']):>8} "
               f"{f(lc):>9} {f(r['bound_fp32']):>8} {f(r['bound_bf16']):>8} {f(r['bound_copy_fp32']):>7} | "
               f"{(r['session_decode'] or 0) / best_bare:>9.2f}x {r['bare_fast']['decode'] / r['bound_fp32']:>7.2f}x "
               f"{r['bare_bf16']['decode'] / r['bound_bf16']:>7.2f}x "
               f"{x_(r['session_decode'], lc):>9}")
     print("\nprefill tok/s")
-    print(f"{'neighbour':<10} {'thr':>3} {'session':>8} {'fp32':>8} {'bf16':>8} {'llama.cpp':>9} | {'fp32/lcpp':>9} "
+    print(f"{'neighbour':<10} {'threads':>17} {'session':>8} {'fp32':>8} {'bf16':>8} {'llama.cpp':>9} | {'fp32/lcpp':>9} "
           f"{'bf16/lcpp':>9}")
     for r in results:
         lc = r["llama_cpp"]["prefill"] if r["llama_cpp"] else None
-        print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['threads']:>3} {f(r['session_prefill']):>8} "
+        print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_prefill']):>8} "
               f"{f(r['bare_fast']['prefill']):>8} {f(r['bare_bf16']['prefill']):>8} {f(lc):>9} | "
               f"{x_(r['bare_fast']['prefill'], lc):>9} {x_(r['bare_bf16']['prefill'], lc):>9}")
     r = results[0]
@@ -266,6 +268,7 @@ def main() -> int:
     ap.add_argument("--repeats", type=int, default=2, help="runs per loop; the fastest counts (default 2)")
     ap.add_argument("--steps", type=int, default=3, help="session steps (default 3)")
     ap.add_argument("--no-neighbour", action="store_true", help="idle only")
+    ap.add_argument("--no-default", action="store_true", help="leave out torch's default settings (the 'before')")
     ap.add_argument("--quick", action="store_true", help="one thread, 16 tokens, 200-token prompt, idle only")
     ap.add_argument("--worker", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -290,6 +293,11 @@ def main() -> int:
             print(f"  {'busy' if neighbour else 'idle'} x{n} {r['env']}: session {r['session_decode']:.1f} tok/s, "
                   f"bare fast {r['bare_fast']['decode']:.1f}, llama.cpp "
                   f"{r['llama_cpp']['decode'] if r['llama_cpp'] else float('nan'):.1f}", flush=True)
+            results.append(r)
+        if not args.quick and not args.no_default:
+            # before engine.threads: torch's own default (every core, libgomp spinning)
+            r = run_one(cores(), neighbour, args, torch_default=True)
+            print(f"  {'busy' if neighbour else 'idle'} torch default: session {r['session_decode']:.1f} tok/s", flush=True)
             results.append(r)
     table(results)
     return 0
