@@ -411,7 +411,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sv.set_defaults(func=cmd_serve)
 
     ad = sub.add_parser("adapter", help="convert a trained adapter for other servers (GGUF LoRA, Ollama)")
-    adsub = ad.add_subparsers(dest="adapter_command", required=True)
+    adsub = ad.add_subparsers(dest="adapter_command", required=True, metavar="ACTION",
+                              help="gguf: convert a PEFT LoRA to a GGUF LoRA (llama.cpp, Ollama)")
     ag = adsub.add_parser("gguf", help="a PEFT LoRA as a GGUF LoRA adapter (f16) for llama.cpp and Ollama",
                           description="Convert ADAPTER_DIR (a PEFT LoRA over a llama-family base: SmolLM2, "
                                       "Llama, Mistral) to a GGUF LoRA in llama.cpp's convert_lora_to_gguf layout.")

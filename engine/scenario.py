@@ -400,7 +400,9 @@ def find_scenarios(spec: str | Path | None = None, *, split: str | None = None,
         p = Path(spec)
         if p.is_file():
             paths = [p]
-        elif p.is_dir():
+        elif p.is_dir() and not (str(spec) in ("train", "heldout") and not any(p.rglob("*.toml"))):
+            # (a folder that holds no scenarios does not hide the split of the same name: `teletype
+            # eval train` in teletype's own checkout, beside its train/ package)
             paths = sorted(p.rglob("*.toml"))
         elif (root / spec).is_dir():
             paths = sorted((root / spec).glob("*.toml"))

@@ -1,4 +1,6 @@
 """Scenario files: the DESIGN.md format loads into typed objects; bad files name file, key, expectation."""
+from pathlib import Path
+
 import pytest
 
 from engine.scenario import ScenarioError, find_scenarios, load_scenario
@@ -66,3 +68,15 @@ def test_find_scenarios_by_name_archetype_and_split():
     assert DEPLOY in find_scenarios("heldout")
     with pytest.raises(ScenarioError, match="no such scenario"):
         find_scenarios("no_such_thing")
+
+
+def test_a_split_name_is_the_split_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
+    from engine.scenario import find_scenarios
+
+    (tmp_path / "train").mkdir()                     # e.g. teletype's own train/ package
+    (tmp_path / "train" / "__init__.py").write_text("")
+    monkeypatch.chdir(tmp_path)
+    found = find_scenarios("train")
+    assert found and all(load_scenario(p).scenario.split == "train" for p in found)
+    (tmp_path / "train" / "mine.toml").write_text("x = 1\n")   # a folder of scenarios wins
+    assert find_scenarios("train") == [Path("train") / "mine.toml"]
