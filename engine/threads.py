@@ -8,8 +8,9 @@ that is not running: measured on 2 cores, SmolLM2-135M decoding fell from 15 to 
 - console, run and eval: a session always has neighbours (the console's event loop, the pty reader,
   the shell and its commands; eval --jobs N runs N of them), so it leaves them a core (cores - 1
   threads, at least 1) and, where it has more than one thread, the pool sleeps at barriers instead of
-  spinning (OMP_WAIT_POLICY=PASSIVE). bench/bench_decode.py measured it on 2 cores: a session decodes
-  at 16.3 tok/s with one thread and 12.0 with two on an idle machine, 16.8 and 15.3 with a neighbour;
+  spinning (OMP_WAIT_POLICY=PASSIVE). bench/bench_decode.py measured a session on 2 cores: with a busy
+  neighbour 16.0 tok/s (one thread) against 0.4 with torch's default (two threads, spinning); on an
+  otherwise idle machine 17.2 against 27.4, the price of never collapsing (`--threads 2` takes it back);
 - train: every core, also sleeping at barriers: bench/bench_train.py measured SmolLM2-135M LoRA
   steps on 2 cores at 151 tok/s spinning and 189 sleeping (fp32; 142 on one thread), as anything
   else on the machine (a test run, an editor) is a neighbour too;
