@@ -272,7 +272,10 @@ def cmd_serve(args) -> int:
     argv = [sys.executable, "-m", "engine.llamaserver", *([] if repack else ["--no-repack"]),
             "--model", str(gguf), "--model_alias", alias,
             "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx),
-            *(["--lora_path", str(lora)] if lora else []), *extra]
+            *(["--lora_path", str(lora)] if lora else []),
+            # A new request would otherwise cut the stream of the one in flight (llama_cpp.server's
+            # default): with `eval --jobs N` every session would lose its answers to the others.
+            "--interrupt_requests", "False", *extra]
     url = f"http://{args.host}:{args.port}/v1"
     print(f"teletype serve: {gguf.name}" + (f" with the LoRA {lora}" if lora else "")
           + f" at {url}, model name '{alias}'\n"

@@ -51,6 +51,10 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--endpoint-model", metavar="NAME", default=None,
                    help="model name sent to the endpoint (default: --model, else 'default')")
+    g.add_argument("--endpoint-tokenizer", metavar="MODEL",
+                   help="with --endpoint: a tokenizer (a preset, hub id or directory) that bounds the "
+                        "context sent, as the hf policy does; default: the preset's own for smollm2 and "
+                        "teletype-smollm2, else none (the conversation is sent whole)")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY)")
     g.add_argument("--replay", metavar="RUN", help="with --policy replay: the recording to replay")
@@ -121,10 +125,14 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
     if policy == "openai":
         if not args.endpoint:
             raise SystemExit("teletype: --policy openai needs --endpoint URL")
-        return ModelChoice("openai", {"base_url": args.endpoint,
-                                      "model": args.endpoint_model or args.model or "default",
+        served = args.endpoint_model or args.model or "default"
+        tokenizer = getattr(args, "endpoint_tokenizer", None)
+        if tokenizer is None and served in ("smollm2", "teletype-smollm2"):
+            tokenizer = "smollm2"   # what `teletype serve` serves: its own tokenizer counts the budget
+        return ModelChoice("openai", {"base_url": args.endpoint, "model": served,
                                       "api_key_env": args.api_key_env,
-                                      "max_tokens": args.max_new_tokens})
+                                      "max_tokens": args.max_new_tokens,
+                                      **({"tokenizer": tokenizer, "budget": args.budget} if tokenizer else {})})
     if policy == "replay":
         if not args.replay:
             raise SystemExit("teletype: --policy replay needs --replay RUN")
@@ -187,4 +195,8 @@ def build_policy(choice: ModelChoice, scenario=None):
     options = dict(choice.options)
     if choice.policy == "scripted":
         options["scenario"] = scenario
+    if choice.policy == "openai" and isinstance(options.get("tokenizer"), str) \
+            and options["tokenizer"] in PRESETS:
+        base = PRESETS[options["tokenizer"]][0]
+        options["tokenizer"] = base() if callable(base) else base
     return make_policy(choice.policy, **options)

@@ -363,3 +363,36 @@ def test_against_llama_cpp_server(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def test_a_tokenizer_bounds_the_conversation_sent_to_the_endpoint(server, tiny_tokenizer):
+    """With a tokenizer, the endpoint gets the same window the hf policy renders (the orientation,
+    then the newest turns), so a long session fits the server's context."""
+    from engine.render import prompt_window
+
+    long = [{"role": "user", "content": "teletype 0.1.0\nalice@sek:~$ "}]
+    for i in range(40):
+        long += [{"role": "assistant", "content": f"cat file{i}"},
+                 {"role": "user", "content": ("line of output\n" * 30) + "alice@sek:~$ "}]
+    policy(server).propose(long)
+    policy(server, tokenizer=tiny_tokenizer, budget=512).propose(long)
+    whole, bounded = (r["body"]["messages"] for r in server.requests)
+    assert len(whole) == len(long)
+    assert bounded == prompt_window(tiny_tokenizer, long, 512).messages
+    assert bounded[0]["content"] == long[0]["content"] and bounded[-1]["content"].endswith("alice@sek:~$ ")
+    assert len(bounded) < len(long)
+
+
+def test_the_served_presets_count_their_budget_with_their_own_tokenizer():
+    import argparse
+
+    from engine.models import add_model_options, resolve_model
+
+    p = argparse.ArgumentParser()
+    add_model_options(p)
+    for served, expect in (("teletype-smollm2", "smollm2"), ("smollm2", "smollm2"), ("gpt-x", None)):
+        choice = resolve_model(p.parse_args(["--endpoint", "http://h/v1", "--endpoint-model", served]))
+        assert choice.policy == "openai" and choice.options.get("tokenizer") == expect
+    choice = resolve_model(p.parse_args(["--endpoint", "http://h/v1", "--endpoint-model", "gpt-x",
+                                         "--endpoint-tokenizer", "./tok", "--budget", "2000"]))
+    assert choice.options["tokenizer"] == "./tok" and choice.options["budget"] == 2000

@@ -62,7 +62,12 @@ def _server_message(response: httpx.Response) -> str:
 
 class OpenAIPolicy:
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60,
-                 retries: int = 2, max_tokens: int = 256, stream: bool = True):
+                 retries: int = 2, max_tokens: int = 256, stream: bool = True, tokenizer=None,
+                 budget: int | None = None):
+        """`tokenizer` (a transformers tokenizer, or a directory to load one from): when given, the
+        conversation is bounded to `budget` tokens with the same window as the hf policy's (the
+        orientation stays, the oldest turns leave first, an oversized output keeps its tail), so a
+        long session fits the server's context; without one it is sent whole."""
         if not base_url:
             raise PolicyError("the openai policy needs a base URL, e.g. http://127.0.0.1:8000/v1")
         self.base_url = base_url.rstrip("/")
@@ -74,12 +79,23 @@ class OpenAIPolicy:
         self.retries = max(0, int(retries))
         self.max_tokens = max_tokens
         self.stream = stream
+        if isinstance(tokenizer, (str, os.PathLike)):
+            from transformers import AutoTokenizer
+
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+        self.tokenizer = tokenizer
+        self.budget = budget
         self._client = httpx.Client(timeout=httpx.Timeout(timeout))
 
     # -- the Policy API ------------------------------------------------------------------------------------
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
         try:
-            conversation = normalize_for_template(messages)
+            if self.tokenizer is not None and self.budget:
+                from ..render import prompt_window
+
+                conversation = prompt_window(self.tokenizer, messages, self.budget).messages
+            else:
+                conversation = normalize_for_template(messages)
         except RenderError as e:
             raise PolicyError(f"{self.name}: {e}") from e
         body = {"model": self.model, "messages": conversation, "temperature": 0,
