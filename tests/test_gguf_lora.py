@@ -160,6 +160,7 @@ def run_eval(*args, timeout=1500):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)   # 33 + 33 first steps and 8 sessions of 12 steps, on two cores
 @needs_bwrap
 @requires_smollm
 @requires_llama_cpp

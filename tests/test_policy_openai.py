@@ -396,3 +396,26 @@ def test_the_served_presets_count_their_budget_with_their_own_tokenizer():
     choice = resolve_model(p.parse_args(["--endpoint", "http://h/v1", "--endpoint-model", "gpt-x",
                                          "--endpoint-tokenizer", "./tok", "--budget", "2000"]))
     assert choice.options["tokenizer"] == "./tok" and choice.options["budget"] == 2000
+
+
+def test_policies_built_in_threads_share_one_tokenizer(tiny_model_dir):
+    """eval --jobs N builds a policy per thread: in a fresh process, transformers' lazy import raced
+    (`cannot import name 'AutoTokenizer'`); now the first loads, the others wait and share it."""
+    code = f"""
+import threading
+from engine.policy.openai import OpenAIPolicy
+got, errors = [], []
+def build():
+    try:
+        got.append(OpenAIPolicy(base_url="http://127.0.0.1:9/v1", model="m", tokenizer={str(tiny_model_dir)!r},
+                                budget=512).tokenizer)
+    except Exception as e:
+        errors.append(repr(e))
+threads = [threading.Thread(target=build) for _ in range(4)]
+[t.start() for t in threads]; [t.join() for t in threads]
+assert not errors, errors
+assert len(got) == 4 and all(t is got[0] for t in got)
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]

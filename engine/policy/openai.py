@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 
 # httpx imports its command-line client, and with it rich, whenever rich and click are installed (they
@@ -60,6 +61,21 @@ def _server_message(response: httpx.Response) -> str:
     return json.dumps(body)[:500]
 
 
+_TOKENIZERS: dict[str, object] = {}
+_TOKENIZERS_LOCK = threading.Lock()
+
+
+def _load_tokenizer(name: str):
+    """One tokenizer per name for the process: `eval --jobs N` builds a policy per thread, and
+    transformers' lazy imports are not safe to race (`cannot import name 'AutoTokenizer'`)."""
+    with _TOKENIZERS_LOCK:
+        if name not in _TOKENIZERS:
+            from transformers import AutoTokenizer
+
+            _TOKENIZERS[name] = AutoTokenizer.from_pretrained(name)
+        return _TOKENIZERS[name]
+
+
 class OpenAIPolicy:
     def __init__(self, base_url: str, model: str, api_key_env: str = "OPENAI_API_KEY", timeout: float = 60,
                  retries: int = 2, max_tokens: int = 256, stream: bool = True, tokenizer=None,
@@ -80,9 +96,7 @@ class OpenAIPolicy:
         self.max_tokens = max_tokens
         self.stream = stream
         if isinstance(tokenizer, (str, os.PathLike)):
-            from transformers import AutoTokenizer
-
-            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer))
+            tokenizer = _load_tokenizer(str(tokenizer))
         self.tokenizer = tokenizer
         self.budget = budget
         self._client = httpx.Client(timeout=httpx.Timeout(timeout))
