@@ -416,13 +416,14 @@ class Shell:
         return self._ending(obs)
 
     def _conclude(self, end: int | None, notes: list[str], first_line: str, status: int | None,
-                  t0: float) -> Observation:
+                  t0: float, typed_ahead: bool = False) -> Observation:
         """The observation of a command whose prompt ended at stream offset `end` (None: the shell is
         gone or never came back, and everything captured is this turn's). Called with the lock held."""
         closed = self._closed
         total = self._capture.total
         raw = self._take(end if end is not None else self._total)
-        obs = self._observe(raw, self._dropped_last, notes, first_line, final=closed or end is None)
+        obs = self._observe(raw, self._dropped_last, notes, first_line, final=closed or end is None,
+                            typed_ahead=typed_ahead)
         obs.status, obs.output_bytes, obs.seconds = status, total, time.monotonic() - t0
         obs.ended = closed
         return obs
@@ -481,7 +482,7 @@ class Shell:
                     self._cond.wait(0.2)
             if stop.is_set() and end is None and not self._closed:
                 return None
-            obs = self._conclude(end, [], first_line, status, t0)
+            obs = self._conclude(end, [], first_line, status, t0, typed_ahead=True)
         return self._ending(obs)
 
     def _exit_code(self) -> int | None:
@@ -629,7 +630,7 @@ class Shell:
         }[reason]
 
     def _observe(self, raw: bytes, dropped: int, notes: list[str], first_line: str = "",
-                 final: bool = False) -> Observation:
+                 final: bool = False, typed_ahead: bool = False) -> Observation:
         hide, self._hide = self._hide, None
         if hide is not None:  # the re-armed prompt's own line
             at = raw.find(hide[1])
@@ -649,7 +650,10 @@ class Shell:
             nl = raw.find(b"\n")
             first = printout(raw[:nl].decode("utf-8", "replace")).rstrip() if nl >= 0 else ""
             tail = first_line.rstrip()[-16:]
-            if nl >= 0 and (not tail or first.endswith(tail)):
+            # A person types ahead of the shell (takeover): the start of the line was echoed before
+            # the prompt, so the echo here is the rest of it.
+            partial = typed_ahead and first.strip() and first_line.rstrip().endswith(first.strip())
+            if nl >= 0 and (not tail or first.endswith(tail) or partial):
                 body = raw[nl + 1:]
             else:
                 body = raw if first_line else (raw[nl + 1:] if nl >= 0 else b"")

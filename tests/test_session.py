@@ -242,3 +242,4 @@ def test_commands_typed_during_takeover_are_operator_steps(tmp_path):
     traj = json.loads((rec / "trajectory.json").read_text())
     assert [m["role"] for m in traj["messages"]].count("assistant") == 5
     assert traj["turns"][-1]["command"] == "exit" and traj["turns"][-1]["takeover"] is True
+
