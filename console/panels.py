@@ -16,7 +16,8 @@ from textual.reactive import reactive
 from textual.widgets import Footer, Static, TextArea
 
 SOURCE_STYLE = {"model": "bold cyan", "edited": "bold yellow", "operator": "bold magenta",
-                "scripted": "bold blue", "replay": "bold green"}
+                "scripted": "bold blue", "replay": "bold green",
+                "detour": "yellow"}
 _HEREDOC = re.compile(r"<<(-?)\s*(['\"]?)([A-Za-z_][A-Za-z0-9_]*)\2")
 
 

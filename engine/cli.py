@@ -368,7 +368,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     e.add_argument("-o", "--output", required=True, help="the JSONL file to write")
     e.add_argument("--all", action="store_true", help="keep sessions that did not end clean too")
     e.add_argument("--source", help="keep sessions whose turns all come from these provenances "
-                                    "(comma-separated: model,edited,operator,scripted,replay)")
+                                    "(comma-separated: model,edited,operator,scripted,replay,detour)")
     e.add_argument("--archetype", help="keep only these archetypes (comma-separated)")
     e.add_argument("--split", help="keep only these splits (comma-separated; naming heldout here is "
                                    "the one way besides --include-heldout to export held-out sessions)")

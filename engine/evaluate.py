@@ -337,6 +337,15 @@ def add_parser(sub, name: str = "eval") -> None:
     m.add_argument("--compare", nargs="+", metavar="EVAL_DIR", help="report finished evals side by side")
     m.add_argument("--labels", help="comma-separated labels for --compare")
     m.add_argument("--report", help="with --compare: output path prefix (.md, .json, .png)")
+    m.add_argument("--teacher-forced", action="store_true",
+                   help="the replay eval, no sandbox: score --model on the recordings named as SPEC... "
+                        "(run dirs or folders of them): for each recorded turn, whether greedy decoding on "
+                        "the recorded prefix reproduces the recorded command and its end of turn, and the "
+                        "loss; per archetype, per step (first, middle, terminal) and per provenance. "
+                        "--report PREFIX writes .md and .json (every turn, with what the model would type)")
+    m.add_argument("--score-on", metavar="A,B",
+                   help="with --teacher-forced: the provenances scored (default: all but detour, whose "
+                        "turns stay context only, as in training)")
     m.add_argument("--audit", metavar="EVAL_DIR",
                    help="check that every recorded prompt renders again to its recorded length, with the "
                         "tokenizer of --model/--base (exit 1 on a mismatch)")
@@ -347,6 +356,8 @@ def add_parser(sub, name: str = "eval") -> None:
 def cmd_eval(args) -> int:
     if args.audit:
         return _cmd_audit(args)
+    if args.teacher_forced:
+        return _cmd_teacher_forced(args)
     if args.compare:
         report = Path(args.report or "eval-report")
         for path in compare([Path(d) for d in args.compare], report,
@@ -365,6 +376,36 @@ def cmd_eval(args) -> int:
                        sandbox_options={"image": args.image} if args.image else {},
                        progress=not args.no_progress, label=args.label)
     print(markdown_report([summary]))
+    return 0
+
+
+def _cmd_teacher_forced(args) -> int:
+    from . import teacherforced as tf
+
+    if not args.specs:
+        raise SystemExit("teletype eval --teacher-forced: name the recordings to score (SPEC...)")
+    choice = resolve_model(args, default=None)
+    if choice is None or choice.policy != "hf":
+        raise SystemExit("teletype eval --teacher-forced: name the model to score (--model, or --base and "
+                         "--adapter); it runs in this process, as the hf policy")
+    score_on = tuple(x.strip() for x in args.score_on.split(",")) if args.score_on else tf.SCORED
+    try:
+        recordings, skipped = tf.load_recordings(args.specs)
+        source, adapter = choice.resolved()
+        tokenizer, model = tf.load_model(source, adapter, dtype=choice.options.get("dtype"),
+                                         device=choice.options.get("device"))
+    except tf.TeacherForcedError as exc:
+        raise SystemExit(f"teletype eval --teacher-forced: {exc}") from None
+    bar = Progress(len(recordings), 0, not args.no_progress)
+    result = tf.score(model, tokenizer, recordings, label=args.label or choice.label,
+                      budget=choice.options["budget"], max_new_tokens=choice.options["max_new_tokens"],
+                      score_on=score_on, skipped=skipped, progress=lambda n, total: bar.add("scored"))
+    print(tf.markdown([result]))
+    if result.skipped:
+        print(f"{len(result.skipped)} recordings skipped (not clean, or nothing to score)")
+    if args.report:
+        for path in tf.write_report([result], Path(args.report)):
+            print(f"wrote {path}")
     return 0
 
 

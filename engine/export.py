@@ -1,4 +1,7 @@
-"""Recordings to training data: one JSONL file, `{"messages": [...]}` a line.
+"""Recordings to training data: one JSONL file, `{"messages": [...], "sources": [...]}` a line.
+
+`sources` gives each assistant message's provenance (model, edited, operator, scripted, replay,
+detour), so `teletype train --loss-on` can choose the turns that carry loss from an export too.
 
 By default only verified, cleanly ended sessions are kept (success, or correct_panic): a
 demonstration that ended wrong teaches the wrong thing. Held-out sessions stay out unless asked for
@@ -84,7 +87,8 @@ def load_conversations(paths: list[str | Path], selection: Selection = Selection
                     msgs = row["messages"]
                 except (json.JSONDecodeError, KeyError, TypeError):
                     raise RecordingError(f"{path}:{n}: expected a JSON object with \"messages\"") from None
-                kept.append({"messages": msgs, "source_file": str(path)})
+                kept.append({"messages": msgs, "source_file": str(path),
+                             **({"sources": row["sources"]} if isinstance(row.get("sources"), list) else {})})
             continue
         try:
             traj = load_run(path)
@@ -107,5 +111,8 @@ def export_jsonl(paths: list[str | Path], out: str | Path, selection: Selection 
     out.parent.mkdir(parents=True, exist_ok=True)
     with open(out, "w", encoding="utf-8") as f:
         for traj in kept:
-            f.write(json.dumps({"messages": traj["messages"]}, ensure_ascii=False) + "\n")
+            line = {"messages": traj["messages"]}
+            if traj.get("turns") is not None:  # each assistant turn's provenance (train's --loss-on)
+                line["sources"] = [t.get("source") for t in traj["turns"]]
+            f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return len(kept), skipped

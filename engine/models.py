@@ -58,6 +58,13 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR",
                    help="environment variable holding the endpoint's API key (default OPENAI_API_KEY)")
     g.add_argument("--replay", metavar="RUN", help="with --policy replay: the recording to replay")
+    g.add_argument("--detours", type=float, default=0.0, metavar="RATE",
+                   help="with --policy scripted: the chance (0-1) that a step is preceded by a recoverable "
+                        "detour (a mistyped command, a missing path, a look around, a flood of output), "
+                        "recorded with provenance `detour` and left out of the loss by `teletype train` "
+                        "(default 0)")
+    g.add_argument("--detour-seed", type=int, default=0, metavar="N",
+                   help="with --detours: the seed of the detours drawn (per scenario; default 0)")
     from .threads import add_threads_option
 
     add_threads_option(g)
@@ -137,6 +144,14 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
         if not args.replay:
             raise SystemExit("teletype: --policy replay needs --replay RUN")
         return ModelChoice("replay", {"recording": args.replay})
+    if policy == "scripted":
+        rate = getattr(args, "detours", 0.0) or 0.0
+        if not 0.0 <= rate <= 1.0:
+            raise SystemExit(f"teletype: --detours is a rate from 0 to 1, not {rate}")
+        return ModelChoice("scripted", {"detours": rate, "seed": getattr(args, "detour_seed", 0)}
+                           if rate else {})
+    if getattr(args, "detours", 0.0):
+        raise SystemExit("teletype: --detours works with the scripted policy only")
     return ModelChoice(policy, {})
 
 

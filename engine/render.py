@@ -276,6 +276,8 @@ class TrainingExample(NamedTuple):
     input_ids: list[int]
     labels: list[int]
     """IGNORE_INDEX (-100) except on the trained tokens (each answer and its end-of-turn token(s))."""
+    spans: tuple = ()
+    """(step, start, end) of each trained turn: labels[start:end] are assistant turn `step`'s tokens."""
 
 
 def _answer_tokens(tokenizer, window: list[Message], answer: Message, prompt: list[int],
@@ -301,24 +303,32 @@ def _answer_tokens(tokenizer, window: list[Message], answer: Message, prompt: li
     return tokens, aligned
 
 
-def render_training_examples(tokenizer, messages: Sequence[Message],
-                             budget: int = DEFAULT_BUDGET) -> list[TrainingExample]:
+def render_training_examples(tokenizer, messages: Sequence[Message], budget: int = DEFAULT_BUDGET,
+                             trained: Sequence[bool] | None = None) -> list[TrainingExample]:
     """Training examples for one conversation, each assistant turn on the window it is served with.
 
     Steps that share a window share an example, so a session that never slid gives one example. For
     every trained turn k: the serve prompt ids of turn k followed by the trained tokens of turn k are a
     prefix of the example's input_ids. Trailing user turns after the last answer are ignored.
+
+    `trained[k - 1]` says whether assistant turn k carries loss (default: every turn). A turn left out
+    stays in the context of the turns after it, exactly as it was served; only its labels are -100.
     """
     with tokenizer_lock(tokenizer):
-        return _render_training_examples(tokenizer, messages, budget)
+        return _render_training_examples(tokenizer, messages, budget, trained)
 
 
-def _render_training_examples(tokenizer, messages: Sequence[Message], budget: int) -> list[TrainingExample]:
+def _render_training_examples(tokenizer, messages: Sequence[Message], budget: int,
+                              trained: Sequence[bool] | None = None) -> list[TrainingExample]:
     conv, _ = _prepare(tokenizer, messages, budget)
     while conv and conv[-1]["role"] == "user":
         conv.pop()
     if len(conv) < 2:
         raise RenderError("nothing to train: the conversation has no assistant turn")
+    answers = len(conv) // 2
+    if trained is not None and len(trained) < answers:
+        raise RenderError(f"the conversation has {answers} assistant turns and only {len(trained)} say "
+                          "whether they are trained")
     starts = _plan(tokenizer, conv, budget)
     steps = []  # (step, start, prompt ids)
     for s, planned in enumerate(starts, start=1):
@@ -334,16 +344,21 @@ def _render_training_examples(tokenizer, messages: Sequence[Message], budget: in
         start, last = steps[i][1], steps[j][0]
         ids = _render_ids(tokenizer, conv[:1] + conv[2 * start - 1: 2 * last], False)
         labels = [IGNORE_INDEX] * len(ids)
+        spans = []
         for s, _, prompt in steps[i:j + 1]:
+            if trained is not None and not trained[s - 1]:
+                continue
             window = _window_messages(conv, s, start)
             tokens, aligned = _answer_tokens(tokenizer, window, conv[2 * s - 1], prompt, s)
             end = len(prompt) + len(tokens)
             if aligned and ids[:end] == prompt + tokens:
                 labels[len(prompt):end] = tokens
+                spans.append((s, len(prompt), end))
             else:  # the tokenization differs at a turn boundary: this turn gets an example of its own
-                examples.append(TrainingExample(prompt + tokens, [IGNORE_INDEX] * len(prompt) + tokens))
+                examples.append(TrainingExample(prompt + tokens, [IGNORE_INDEX] * len(prompt) + tokens,
+                                                ((s, len(prompt), len(prompt) + len(tokens)),)))
         if any(label != IGNORE_INDEX for label in labels):
-            examples.append(TrainingExample(ids, labels))
+            examples.append(TrainingExample(ids, labels, tuple(spans)))
         i = j + 1
     if not any(label != IGNORE_INDEX for ex in examples for label in ex.labels):
         raise RenderError("no token is trained: every label is masked")

@@ -120,6 +120,8 @@ def configure_for_args(args) -> ThreadPlan | None:
     that never load torch."""
     command = getattr(args, "command", None)
     work = "console" if command == "replay" else command
+    if command == "eval" and getattr(args, "teacher_forced", False):
+        work = "train"  # no sandbox and no neighbour: every core, as for training
     if work not in WORKS:
         return None
     return configure(work, jobs=getattr(args, "jobs", 1) or 1, override=getattr(args, "threads", None))

@@ -23,7 +23,7 @@ from engine.validate import validate_all
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN = ["file_create", "find_and_report", "cleanup", "archive", "config_edit", "panic", "organize"]
-HELDOUT = ["text_replace", "permissions"]
+HELDOUT = ["text_replace", "permissions", "symlinks", "lists"]
 
 needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 

@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("which sessions (default: verified, cleanly ended, not held out)")
     s.add_argument("--all", action="store_true", help="keep sessions that did not end clean too")
     s.add_argument("--source", type=_csv, metavar="A,B", help="keep sessions whose turns all come from "
-                   "these provenances (model, edited, operator, scripted, replay)")
+                   "these provenances (model, edited, operator, scripted, replay, detour); --loss-on chooses "
+                   "the turns that carry loss within the sessions kept")
     s.add_argument("--archetype", type=_csv, metavar="A,B", help="keep only these archetypes")
     s.add_argument("--split", type=_csv, metavar="A,B", help="keep only these splits (naming heldout here "
                    "is the one way besides --include-heldout to train on held-out sessions)")
@@ -119,7 +120,8 @@ def cmd_train(args: argparse.Namespace, echo=print) -> int:
         selection = make_selection(args.all, args.source, args.archetype, args.split, args.include_heldout)
         trajectories, skipped = load_sessions(args.recordings, selection)
         tokenizer = _tokenizer(args.base)
-        rows, report = build_examples(tokenizer, trajectories, config.budget, config.max_length, skipped)
+        rows, report = build_examples(tokenizer, trajectories, config.budget, config.max_length, skipped,
+                                      loss_on=config.loss_on)
     except (ValueError, TrainDataError) as exc:
         print(f"teletype train: {exc}", file=sys.stderr)
         return 2
@@ -140,13 +142,26 @@ def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -
         resume_from = checkpoint_to_resume(out, args.resume)
         cuda = torch.cuda.is_available()
         dtype, fp16, bf16 = resolve_precision(config.precision, cuda)
-        model = add_lora(load_base(args.base, dtype), config)
+        if config.finetune == "full":
+            if args.merge or getattr(args, "gguf", False):
+                raise TrainError("--merge and --gguf are for LoRA adapters; --finetune full writes the "
+                                 "whole model to --out")
+            dtype = torch.float32 if dtype == torch.bfloat16 else dtype  # fp32 master weights, bf16 autocast
+            model = load_base(args.base, dtype)
+        else:
+            model = add_lora(load_base(args.base, dtype), config)
     except TrainError as exc:
         print(f"teletype train: {exc}", file=sys.stderr)
         return 2
-    trainable, total = model.get_nb_trainable_parameters()
+    if config.finetune == "full":
+        total = sum(p.numel() for p in model.parameters())
+        trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+        what = "full fine-tune"
+    else:
+        trainable, total = model.get_nb_trainable_parameters()
+        what = f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {','.join(config.target_modules)}"
     device = torch.cuda.get_device_name(0) if cuda else "cpu"
-    say(f"LoRA r={config.lora_r} alpha={config.lora_alpha} on {','.join(config.target_modules)}: "
+    say(f"{what}: "
         f"{trainable:,} trainable of {total:,} parameters; {str(dtype).replace('torch.', '')} on {device}; "
         f"~{train_steps(len(rows), config)} optimiser steps (effective batch {config.effective_batch()})"
         + (f"; resuming {resume_from}" if resume_from else ""))

@@ -14,6 +14,10 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from engine.render import DEFAULT_BUDGET
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
+ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")
+PROVENANCES = ("model", "edited", "operator", "scripted", "replay", "detour")
+TRAINED_PROVENANCES = ("model", "edited", "operator", "scripted", "replay")
+"""Every provenance but `detour` carries loss by default (see --loss-on)."""
 
 
 def _f(default, help: str, **kw):
@@ -31,7 +35,16 @@ class TrainConfig:
                                "recording, never a truncation: each turn's serve prompt is a prefix of its "
                                "example, so no cut keeps every trained token on the prompt it was served "
                                "with (lower --budget, here and when serving, or raise --max-length)")
+    loss_on: list = _f(TRAINED_PROVENANCES, "the provenances of the assistant turns that carry loss, "
+                       "comma-separated (model, edited, operator, scripted, replay, detour). The others stay "
+                       "in the context, as served, with no loss: by default the detours of `--detours` "
+                       "recordings; `--loss-on edited,operator` trains only on a person's corrections and "
+                       "commands (DAgger-style data from the console). A recording without provenance "
+                       "(an exported JSONL without `sources`) trains every turn", sep=",")
     # -- LoRA --------------------------------------------------------------------------------------
+    finetune: str = _f("lora", "lora: train LoRA matrices only (the shipped kind of artefact); full: every "
+                               "weight of the base (the ceiling a LoRA should approach; fp32 weights, and "
+                               "the whole model is written to OUT)", choices=["lora", "full"])
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha/r)")
     lora_dropout: float = _f(0.05, "dropout on the LoRA input")
@@ -76,6 +89,10 @@ class TrainConfig:
             raise ValueError("--warmup and --lora-dropout are shares in [0, 1)")
         if not self.target_modules:
             raise ValueError("--target-modules names no module")
+        unknown = set(self.loss_on) - set(PROVENANCES)
+        if unknown or not self.loss_on:
+            raise ValueError(f"--loss-on: {', '.join(sorted(unknown)) or 'nothing'} is not a provenance; "
+                             f"expected some of {', '.join(PROVENANCES)}")
 
     def effective_batch(self, devices: int = 1) -> int:
         return self.batch_size * self.grad_accum * devices

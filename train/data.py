@@ -48,6 +48,8 @@ class DataReport:
     tokens: int = 0
     trained_tokens: int = 0
     longest: int = 0
+    masked_turns: int = 0
+    """Assistant turns kept as context only (their provenance is not in --loss-on)."""
     skipped: list[tuple[str, str]] = field(default_factory=list)
     """(recording, why it was left out) for sessions the selection refused or that failed to load."""
     sources: list[str] = field(default_factory=list)
@@ -55,7 +57,9 @@ class DataReport:
 
     def lines(self, verbose: bool = False) -> list[str]:
         out = [f"training on {self.sessions} sessions -> {self.examples} examples, {self.tokens} tokens, "
-               f"{self.trained_tokens} trained (longest example {self.longest} tokens)"]
+               f"{self.trained_tokens} trained (longest example {self.longest} tokens)"
+               + (f"; {self.masked_turns} turns are context only (not in --loss-on)" if self.masked_turns
+                  else "")]
         if self.skipped:
             reasons = Counter(why for _, why in self.skipped)
             out.append(f"skipped {len(self.skipped)} sessions: " +
@@ -69,6 +73,7 @@ class DataReport:
     def to_dict(self) -> dict:
         return {"sessions": self.sessions, "examples": self.examples, "tokens": self.tokens,
                 "trained_tokens": self.trained_tokens, "longest": self.longest,
+                "masked_turns": self.masked_turns,
                 "skipped": len(self.skipped),
                 "skipped_reasons": dict(Counter(why for _, why in self.skipped))}
 
@@ -99,11 +104,39 @@ def load_sessions(paths: list[str | Path], selection: Selection) -> tuple[list[d
     return kept, skipped
 
 
+def turn_sources(traj: dict) -> list[str] | None:
+    """The provenance of each assistant message of a trajectory, in order (None: not recorded).
+
+    A recording's `turns` give it; an exported JSONL line may carry `sources`. A recording whose turns
+    do not line up with its assistant messages is an error naming it."""
+    answers = sum(1 for m in traj.get("messages", []) if m.get("role") == "assistant")
+    if traj.get("turns") is not None:
+        sources = [str(t.get("source", "?")) for t in traj["turns"]]
+    elif isinstance(traj.get("sources"), list):
+        sources = [str(s) for s in traj["sources"]]
+    else:
+        return None
+    if len(sources) != answers:
+        raise TrainDataError(f"{traj.get('origin') or traj.get('source_file', '?')}: {len(sources)} turns "
+                             f"recorded for {answers} assistant messages; cannot tell which carry loss")
+    return sources
+
+
+def trained_turns(traj: dict, loss_on: list[str] | set[str] | None) -> list[bool] | None:
+    """Which assistant turns carry loss (None: all), by provenance."""
+    if loss_on is None:
+        return None
+    sources = turn_sources(traj)
+    if sources is None:
+        return None
+    return [s in set(loss_on) for s in sources]
+
+
 def examples_of(tokenizer, messages: list[dict], budget: int, max_length: int,
-                origin: str = "?") -> list[TrainingExample]:
+                origin: str = "?", trained: list[bool] | None = None) -> list[TrainingExample]:
     """The training examples of one conversation, exactly as rendered for serving, checked for length."""
     try:
-        examples = render_training_examples(tokenizer, messages, budget)
+        examples = render_training_examples(tokenizer, messages, budget, trained)
     except RenderError as exc:
         raise TrainDataError(f"{origin}: cannot train on this session: {exc}") from exc
     for ex in examples:
@@ -119,13 +152,23 @@ def examples_of(tokenizer, messages: list[dict], budget: int, max_length: int,
 
 
 def build_examples(tokenizer, trajectories: list[dict], budget: int, max_length: int,
-                   skipped: list[tuple[str, str]] | None = None) -> tuple[list[dict], DataReport]:
-    """Every kept session's examples as `{"input_ids", "labels"}` rows, and the report."""
+                   skipped: list[tuple[str, str]] | None = None,
+                   loss_on: list[str] | None = None) -> tuple[list[dict], DataReport]:
+    """Every kept session's examples as `{"input_ids", "labels"}` rows, and the report.
+
+    `loss_on`: the provenances whose turns carry loss (None: every turn). A session none of whose turns
+    carries loss is skipped (and reported), not an error."""
     rows: list[dict] = []
     report = DataReport(skipped=list(skipped or []))
     for traj in trajectories:
         origin = traj.get("origin") or traj.get("source_file", "?")
-        for ex in examples_of(tokenizer, traj["messages"], budget, max_length, origin):
+        trained = trained_turns(traj, loss_on)
+        if trained:
+            if not any(trained):
+                report.skipped.append((origin, "no turn from --loss-on"))
+                continue
+            report.masked_turns += trained.count(False)
+        for ex in examples_of(tokenizer, traj["messages"], budget, max_length, origin, trained):
             rows.append({"input_ids": list(ex.input_ids), "labels": list(ex.labels)})
             report.tokens += len(ex.input_ids)
             report.trained_tokens += sum(1 for label in ex.labels if label != IGNORE_INDEX)

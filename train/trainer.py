@@ -185,20 +185,26 @@ def write_model_card(out: Path, *, base: str, config: TrainConfig, report, comma
     data = report.to_dict()
     sources = report.sources[:50]
     more = len(report.sources) - len(sources)
+    full = config.finetune == "full"
     lines = [
-        "---", "library_name: peft", f"base_model: {base}", "tags: [teletype, lora, sft]", "---", "",
-        f"# teletype LoRA adapter for `{base}`", "",
-        "A LoRA adapter trained with `teletype train` on recorded shell sessions, each rendered by "
+        "---", f"library_name: {'transformers' if full else 'peft'}", f"base_model: {base}",
+        f"tags: [teletype, {'full-finetune' if full else 'lora'}, sft]", "---", "",
+        f"# teletype {'fine-tune' if full else 'LoRA adapter'} of `{base}`", "",
+        ("Every weight of the base, fine-tuned" if full else "A LoRA adapter trained") + " with `teletype train` on recorded shell sessions, each rendered by "
         "`engine.render` exactly as the hf policy renders it when serving (same chat template, same "
         f"{config.budget}-token context windows). Loss is on the assistant turns only (the commands, "
         "`exit`/`panic`, and the end-of-turn token).", "",
         "## Use", "", "```sh",
-        f"teletype run SCENARIO --base {base} --adapter {out} --budget {config.budget}",
-        f"teletype eval heldout --base {base} --adapter {out} --budget {config.budget} --out runs/eval",
+        *([f"teletype run SCENARIO --model {out} --budget {config.budget}",
+           f"teletype eval heldout --model {out} --budget {config.budget} --out runs/eval"] if full else
+          [f"teletype run SCENARIO --base {base} --adapter {out} --budget {config.budget}",
+           f"teletype eval heldout --base {base} --adapter {out} --budget {config.budget} --out runs/eval"]),
         "```", "",
         "## Data", "",
         f"- sessions: {data['sessions']}", f"- examples: {data['examples']}",
         f"- tokens: {data['tokens']} ({data['trained_tokens']} trained)",
+        f"- loss on the turns from: {', '.join(config.loss_on)}" + (
+            f" ({data['masked_turns']} other turns are context only)" if data.get("masked_turns") else ""),
         f"- longest example: {data['longest']} tokens",
         f"- skipped sessions: {data['skipped']}" + (
             " (" + "; ".join(f"{n} {why}" for why, n in data["skipped_reasons"].items()) + ")"

@@ -15,8 +15,8 @@ from pathlib import Path
 from random import Random
 from typing import Callable
 
-from . import (archive, cleanup, config_edit, file_create, find_and_report, organize, panic, permissions,
-               text_replace)
+from . import (archive, cleanup, config_edit, file_create, find_and_report, lists, organize, panic, permissions,
+               symlinks, text_replace)
 from .announce import STYLES, announce
 from ..scenario import ScenarioError
 from .common import Ctx, Task
@@ -46,6 +46,8 @@ _ALL = [
     Archetype("organize", "train", tuple(organize.ORGANIZE)),
     Archetype("text_replace", "heldout", tuple(text_replace.TEXT_REPLACE)),
     Archetype("permissions", "heldout", tuple(permissions.PERMISSIONS)),
+    Archetype("symlinks", "heldout", tuple(symlinks.SYMLINKS)),
+    Archetype("lists", "heldout", tuple(lists.LISTS)),
 ]
 
 ARCHETYPES: dict[str, str] = {a.name: a.split for a in _ALL}

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Literal, Protocol, runtime_checkable
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
-Source = Literal["model", "edited", "operator", "scripted", "replay"]
+Source = Literal["model", "edited", "operator", "scripted", "replay", "detour"]
 TokenCallback = Callable[[str], None]
 
 

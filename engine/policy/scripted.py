@@ -1,29 +1,120 @@
-"""The `scripted` policy: the scenario's reference solution, one command per step."""
+"""The `scripted` policy: the scenario's reference solution, one command per step.
+
+With `detours` (a rate in 0..1) some steps are preceded by a recoverable detour, recorded with the
+provenance `detour`: a mistyped command name (the shell says `not found`), a look at a directory or a
+misspelled path the next command names, or a flood of binary output (`cat /bin/sh`, the favourite
+loop of an under-trained model). Each detour reads or fails and changes nothing, so the reference
+solution still solves the task after it; the recording then shows a correct continuation after an
+error, which reference solutions alone never do. `teletype train` leaves the detour turns out of the
+loss by default (their provenance), so a model learns the recovery and not the mistake.
+
+The detours of a scenario depend only on (scenario name, seed): the same corpus records identically.
+"""
 from __future__ import annotations
+
+import re
+import shlex
+from random import Random
 
 from ..scenario import Scenario
 from .base import Message, PolicyError, Proposal, TokenCallback
 
+MAX_DETOURS = 2
+"""At most this many detours in one session."""
+
+_SIMPLE = re.compile(r"^[A-Za-z0-9_./~=+,:@%-]+( +[A-Za-z0-9_./~=+,:@%*-]+)*$")
+"""A command with no shell syntax: no redirection, pipe, list, quote, expansion or newline. Only such a
+command is mistyped on purpose: a mistyped `x > f` would still truncate f."""
+_PATH = re.compile(r"^(~|/|\.{1,2}/)?[A-Za-z0-9_.~-]+(/[A-Za-z0-9_.-]+)*/?$")
+_FLOODS = ("cat /bin/sh", "cat /bin/ls", "ls -R /usr/lib")
+
+
+def _paths(command: str) -> list[str]:
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return []
+    return [w for w in words[1:] if ("/" in w or w.startswith("~")) and _PATH.match(w) and "*" not in w]
+
+
+def _typo(command: str, rng: Random) -> str | None:
+    if not _SIMPLE.match(command):
+        return None
+    head, _, rest = command.partition(" ")
+    if not head.isalnum() or len(head) < 2 or head in ("cd", "exit", "panic"):
+        return None
+    i = rng.randrange(1, len(head))
+    wrong = head[:i] + head[i - 1] + head[i:] if rng.random() < 0.5 else head[:i - 1] + head[i:]
+    if wrong == head or len(wrong) < 2:
+        wrong = head + head[-1]
+    return f"{wrong} {rest}".rstrip()
+
+
+def _missing(command: str, rng: Random) -> str | None:
+    paths = [p for p in _paths(command) if len(p.rstrip("/").rsplit("/", 1)[-1]) > 2]
+    if not paths:
+        return None
+    path = rng.choice(paths).rstrip("/")
+    head, _, name = path.rpartition("/")
+    i = rng.randrange(len(name))
+    wrong = name[:i] + name[i + 1:]
+    return f"cat {head}/{wrong}" if head else f"cat {wrong}"
+
+
+def _look(command: str, rng: Random) -> str | None:
+    paths = _paths(command)
+    if not paths:
+        return rng.choice(["ls -la", "pwd", "ls"])
+    path = rng.choice(paths).rstrip("/")
+    folder = path if command.split()[0] in ("cd", "ls") else (path.rpartition("/")[0] or ".")
+    return f"ls -la {folder}"
+
+
+def plan_detours(commands: list[str], rate: float, seed: str) -> list[tuple[str, str]]:
+    """The commands to type, each with its provenance: the script's own (`scripted`) with detours
+    (`detour`) drawn before some of them. The terminal command (exit/panic) gets none."""
+    rng = Random(seed)
+    plan: list[tuple[str, str]] = []
+    left = MAX_DETOURS
+    for k, command in enumerate(commands):
+        terminal = command.split(" ", 1)[0] in ("exit", "panic") and k == len(commands) - 1
+        if not terminal and left and rate > 0 and rng.random() < rate:
+            kind = rng.choices(["typo", "missing", "look", "flood"], weights=[4, 3, 2, 1])[0]
+            make = {"typo": _typo, "missing": _missing, "look": _look,
+                    "flood": lambda c, r: r.choice(_FLOODS)}[kind]
+            detour = make(command, rng) or _look(command, rng)
+            if detour and detour != command:
+                plan.append((detour, "detour"))
+                left -= 1
+        plan.append((command, "scripted"))
+    return plan
+
 
 class ScriptedPolicy:
-    def __init__(self, scenario: Scenario | None = None, commands: list[str] | None = None):
+    def __init__(self, scenario: Scenario | None = None, commands: list[str] | None = None,
+                 detours: float = 0.0, seed: int = 0):
         if commands is None:
             if scenario is None:
                 raise PolicyError("the scripted policy needs a scenario (its [solution]) or commands")
             commands = list(scenario.solution.commands)
+        if not 0.0 <= detours <= 1.0:
+            raise PolicyError(f"detours is a rate from 0 to 1, not {detours}")
         self.commands = list(commands)
+        name = scenario.name if scenario is not None else "commands"
+        self.plan = plan_detours(self.commands, detours, f"{name}:{seed}") if detours else \
+            [(c, "scripted") for c in self.commands]
         self.name = "scripted"
         self._next = 0
 
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
         # The position follows the conversation, so a restarted or branched session lines up.
         done = sum(1 for m in messages if m["role"] == "assistant")
-        if done >= len(self.commands):
-            raise PolicyError(f"the script has {len(self.commands)} commands and all were typed")
-        command = self.commands[done]
+        if done >= len(self.plan):
+            raise PolicyError(f"the script has {len(self.plan)} commands and all were typed")
+        command, source = self.plan[done]
         if on_token is not None:
             on_token(command)
-        return Proposal(command=command, raw=command, source="scripted")
+        return Proposal(command=command, raw=command, source=source)
 
     def close(self) -> None:
         pass
