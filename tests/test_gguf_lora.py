@@ -120,14 +120,16 @@ def test_embedded_adapter_and_its_modelfile(tmp_path):
     assert teletype(["adapter", "gguf", str(BUNDLED_ADAPTER), "-o", str(out), "--modelfile"]) == 0
     fields, tensors = read_gguf(out)
     _, base = read_gguf(gguf_path())
-    assert fields["adapter.lora.alpha"] == 32.0 and len(tensors) == 30 * 4 * 2
+    config = json.loads((BUNDLED_ADAPTER / "adapter_config.json").read_text())
+    r, modules = config["r"], len(config["target_modules"])
+    assert fields["adapter.lora.alpha"] == float(config["lora_alpha"]) and len(tensors) == 30 * modules * 2
     for name, t in tensors.items():
         w = base[name.rsplit(".", 1)[0]]  # blk.N.attn_q.weight
         assert t.tensor_type == gguf.GGMLQuantizationType.F16
         if name.endswith("lora_a"):
-            assert t.shape[0] == w.shape[0] and t.shape[1] == 16
+            assert t.shape[0] == w.shape[0] and t.shape[1] == r
         else:
-            assert t.shape[1] == w.shape[1] and t.shape[0] == 16
+            assert t.shape[1] == w.shape[1] and t.shape[0] == r
     lines = (tmp_path / "Modelfile").read_text().splitlines()
     assert f"FROM {gguf_path().resolve()}" in lines and f"ADAPTER {out.resolve()}" in lines
     assert 'PARAMETER stop "<|im_end|>"' in lines and "PARAMETER temperature 0" in lines

@@ -374,3 +374,30 @@ def test_a_bf16_trained_adapter_merges_into_the_fp32_base(synthetic_runs, tiny_m
     ids = torch.tensor([render_prompt_ids(tiny_tokenizer, short_session()[:1])])
     with torch.no_grad():
         assert torch.allclose(peft_model(input_ids=ids).logits, merged(input_ids=ids).logits, atol=1e-4)
+
+
+def test_save_dtype_halves_the_adapter_and_it_still_serves(synthetic_runs, tiny_model_dir, tmp_path):
+    from safetensors import safe_open
+
+    from engine.policy.hf import HFPolicy
+
+    sizes, tensors = {}, {}
+    for dtype in ("fp32", "bf16"):
+        out = tmp_path / dtype
+        assert teletype(["train", str(synthetic_runs), "--base", str(tiny_model_dir), "--out", str(out), *QUICK,
+                         "--save-dtype", dtype]) == 0
+        weights = out / "adapter_model.safetensors"
+        with safe_open(str(weights), framework="pt") as fh:
+            tensors[dtype] = {k: fh.get_tensor(k) for k in fh.keys()}
+        kinds = {str(t.dtype) for t in tensors[dtype].values()}
+        assert kinds == {"torch.float32" if dtype == "fp32" else "torch.bfloat16"}
+        sizes[dtype] = weights.stat().st_size
+        policy = HFPolicy(base=str(tiny_model_dir), adapter=str(out), max_new_tokens=8)
+        assert policy.propose(short_session()[:1]).stats["new_tokens"] >= 1
+    assert sizes["bf16"] < 0.6 * sizes["fp32"]
+    import torch
+
+    # The same training, only rounded when written.
+    worst = max(float((t - tensors["bf16"][k].float()).abs().max() / t.abs().max().clamp_min(1e-12))
+                for k, t in tensors["fp32"].items())
+    assert worst < 1e-2, worst

@@ -142,6 +142,9 @@ def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -
         resume_from = checkpoint_to_resume(out, args.resume)
         cuda = torch.cuda.is_available()
         dtype, fp16, bf16 = resolve_precision(config.precision, cuda)
+        from transformers import set_seed
+
+        set_seed(config.seed)  # the LoRA matrices are drawn in add_lora, before the Trainer seeds anything
         if config.finetune == "full":
             if args.merge or getattr(args, "gguf", False):
                 raise TrainError("--merge and --gguf are for LoRA adapters; --finetune full writes the "
@@ -170,7 +173,7 @@ def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -
     t0 = time.monotonic()
     result = trainer.train(resume_from_checkpoint=resume_from)
     seconds = round(time.monotonic() - t0, 1)
-    save_adapter(trainer, tokenizer, out)
+    save_adapter(trainer, tokenizer, out, config.save_dtype)
     if not trainer.is_world_process_zero():
         return 0
     merged = None

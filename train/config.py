@@ -71,6 +71,10 @@ class TrainConfig:
     gradient_checkpointing: bool = _f(False, "recompute activations in the backward pass (less memory, "
                                              "about a third slower: 0.71x measured on SmolLM2-135M)")
     seed: int = _f(0, "seed of the LoRA initialisation and the data order")
+    save_dtype: str = _f("fp32", "dtype the adapter's weights are written in: fp32 (as trained), or bf16/fp16 "
+                                 "for half the size (r=64 on all seven linear modules of SmolLM2-135M: 78 MB in "
+                                 "fp32, 39 MB in bf16; checkpoints stay fp32)",
+                         choices=["fp32", "bf16", "fp16"])
     # -- bookkeeping -------------------------------------------------------------------------------
     save_steps: int = _f(100, "save a checkpoint (adapter, optimiser, scheduler, RNG) every N optimiser steps "
                               "under OUT/checkpoint-N; --resume continues from the latest")

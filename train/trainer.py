@@ -152,11 +152,32 @@ def train_steps(examples: int, config: TrainConfig, devices: int = 1) -> int:
     return math.ceil(per_epoch * config.epochs)
 
 
-def save_adapter(trainer: Trainer, tokenizer, out: Path) -> None:
-    """The adapter (adapter_config.json + weights) and the tokenizer it was trained with, into OUT."""
+def save_adapter(trainer: Trainer, tokenizer, out: Path, save_dtype: str = "fp32") -> None:
+    """The adapter (adapter_config.json + weights) and the tokenizer it was trained with, into OUT;
+    floating-point weights cast to `save_dtype` (fp32, bf16 or fp16)."""
     trainer.save_model(str(out))  # a PeftModel saves the adapter only
     if trainer.is_world_process_zero():
         tokenizer.save_pretrained(str(out))
+        if save_dtype != "fp32":
+            cast_weights(out, {"bf16": torch.bfloat16, "fp16": torch.float16}[save_dtype])
+
+
+def cast_weights(out: Path, dtype: torch.dtype) -> list[Path]:
+    """Rewrite OUT's *.safetensors with every floating-point tensor in `dtype` (metadata kept)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    done = []
+    for path in sorted(out.glob("*.safetensors")):
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata()
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
+        tmp = path.with_suffix(".tmp")
+        save_file(tensors, str(tmp), metadata=meta)
+        tmp.replace(path)
+        done.append(path)
+    return done
 
 
 def merge(base: str, adapter_dir: Path, dtype: torch.dtype, tokenizer) -> Path:
