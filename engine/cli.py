@@ -161,7 +161,7 @@ def cmd_scenarios_validate(args) -> int:
 
 
 def cmd_scenarios_generate(args) -> int:
-    from .generate import generate
+    from .generators import generate
 
     paths = generate(args.archetype, n=args.n, seed=args.seed, out=Path(args.out))
     print(f"wrote {len(paths)} scenarios to {args.out}")

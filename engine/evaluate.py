@@ -7,7 +7,8 @@ and `summary.json` / `summary.md` (metrics per run and per archetype, see engine
 
 Defaults match the reference evaluation: greedy decoding, a 30-step budget, a 3072-token context.
 `--jobs N` runs N sessions at once, each in its own sandbox; with the hf policy they share one
-loaded model (see HFPolicy.shared_factory) instead of loading N copies.
+loaded model (`policy_factory`, engine.policy.hfbatch.SharedHF) instead of loading N copies, and the
+sessions that wait on it together are decoded as one batch.
 """
 from __future__ import annotations
 

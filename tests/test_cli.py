@@ -55,7 +55,7 @@ def test_every_option_of_every_command_says_what_it_does():
 
 
 def test_generate_help_lists_the_archetypes_and_replay_help_stays_short():
-    from engine.generate import ARCHETYPES
+    from engine.generators import ARCHETYPES
 
     out = teletype("scenarios", "generate", "--help").stdout
     for name, split in ARCHETYPES.items():

@@ -15,7 +15,7 @@ import pytest
 pytest.importorskip("torch")
 
 from engine.cli import main as teletype  # noqa: E402
-from engine.generate import ARCHETYPES, generate  # noqa: E402
+from engine.generators import ARCHETYPES, generate  # noqa: E402
 from engine.policy.scripted import MAX_DETOURS, ScriptedPolicy, plan_detours  # noqa: E402
 from engine.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
 from engine.scenario import load_scenario  # noqa: E402

@@ -1,4 +1,4 @@
-"""The scenario generators (engine.generate): valid in a real sandbox, reproducible, varied.
+"""The scenario generators (engine.generators): valid in a real sandbox, reproducible, varied.
 
 Valid means what DESIGN.md says for any scenario: the reference solution ends clean and an empty
 session does not. Reproducible means the same (archetype, seed) gives byte-identical files, in this
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.generate import ARCHETYPES, STYLES, build, generate
+from engine.generators import ARCHETYPES, STYLES, build, generate
 from engine.generators.tomlwriter import dumps
 from engine.scenario import ScenarioError, load_scenario
 from engine.validate import validate_all
@@ -128,7 +128,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_other_files(tmp_p
 
 
 def test_reproducible_across_processes_and_hash_seeds(tmp_path):
-    code = ("import sys; from engine.generate import generate, ARCHETYPES\n"
+    code = ("import sys; from engine.generators import generate, ARCHETYPES\n"
             "[generate(a, n=3, seed=2, out=sys.argv[1]) for a in ARCHETYPES]")
     for hs in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": hs}
