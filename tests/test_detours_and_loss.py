@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 
 from engine.cli import main as teletype  # noqa: E402
 from engine.generators import ARCHETYPES, generate  # noqa: E402
-from engine.policy.scripted import MAX_DETOURS, ScriptedPolicy, plan_detours  # noqa: E402
+from engine.policy.scripted import _PROGRAMS, MAX_DETOURS, ScriptedPolicy, plan_detours  # noqa: E402
 from engine.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
 from engine.scenario import load_scenario  # noqa: E402
 from train.data import TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
@@ -55,7 +55,8 @@ def test_detour_plans_keep_the_script_and_change_nothing(tmp_path):
             if head in ("ls", "cat", "pwd"):
                 assert not _SHELL_SYNTAX.search(c), c
                 kinds.add("cat /bin" if c.startswith(("cat /bin", "ls -R /usr")) else head)
-            else:   # a typo of the next command's program
+            else:   # a typo of the next command's program, never another real program
+                assert head not in _PROGRAMS, (c, nxt)
                 assert not _SHELL_SYNTAX.search(nxt), (c, nxt)
                 assert head != nxt.split(" ", 1)[0] and c.split(" ")[1:] == nxt.split(" ")[1:], (c, nxt)
                 kinds.add("typo")

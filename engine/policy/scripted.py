@@ -27,6 +27,18 @@ _SIMPLE = re.compile(r"^[A-Za-z0-9_./~=+,:@%-]+( +[A-Za-z0-9_./~=+,:@%*-]+)*$")
 command is mistyped on purpose: a mistyped `x > f` would still truncate f."""
 _PATH = re.compile(r"^(~|/|\.{1,2}/)?[A-Za-z0-9_.~-]+(/[A-Za-z0-9_.-]+)*/?$")
 _FLOODS = ("cat /bin/sh", "cat /bin/ls", "ls -R /usr/lib")
+_PROGRAMS = frozenset("""
+    alias ar as at awk basename bc bg bzip2 cal cat cc cd chgrp chmod chown cksum clear cmp col comm cp cpio
+    crontab csplit ctags cut date dc dd df diff dig dirname du echo ed env ex expand expr false fc fg file find
+    fmt fold free gcc gdb getent git grep groups gzip hash head host hostname iconv id install ip jobs join kill
+    last ld less lex link ln locale logger logname lp lpr ls m4 mail make man md5sum mesg mkdir mkfifo mktemp
+    more mount mv nc nice nl nm nohup nproc od paste patch pax perl pg ping pr printf ps pwd python3 read
+    readlink realpath renice reset rev rm rmdir scp script sed seq sh sha256sum shuf sleep sort split ss ssh
+    stat strings strip stty su sudo sum sync tabs tac tail talk tar tee test time timeout top touch tput tr
+    true tsort tty type ulimit umask umount unalias uname uniq unlink unzip uptime users vi w wait wall wc
+    wget which who write xargs xz yacc yes zcat zip
+""".split())
+"""Names a mistyped program must not turn into (a fixed list, so that plans do not depend on the machine)."""
 
 
 def _paths(command: str) -> list[str]:
@@ -45,8 +57,10 @@ def _typo(command: str, rng: Random) -> str | None:
         return None
     i = rng.randrange(1, len(head))
     wrong = head[:i] + head[i - 1] + head[i:] if rng.random() < 0.5 else head[:i - 1] + head[i:]
-    if wrong == head or len(wrong) < 2:
+    if wrong == head or len(wrong) < 2 or wrong in _PROGRAMS:
         wrong = head + head[-1]
+    if wrong in _PROGRAMS:
+        return None
     return f"{wrong} {rest}".rstrip()
 
 
