@@ -466,6 +466,7 @@ def _unavailable(name: str, exc: Exception) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .errors import UsageError
     from .policy.base import PolicyError
     from .recorder import RecordingError
     from .sandbox.base import SandboxError
@@ -506,6 +507,9 @@ def main(argv: list[str] | None = None) -> int:
             return int(args.func(args) or 0)
     except (ScenarioError, SandboxError, PolicyError, RecordingError) as exc:
         print(f"teletype: {exc}", file=sys.stderr)
+        return 2
+    except UsageError as exc:   # its message already names the command
+        print(str(exc), file=sys.stderr)
         return 2
     except SessionError as exc:
         print(f"teletype: {exc}", file=sys.stderr)

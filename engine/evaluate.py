@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable
 
+from .errors import UsageError
 from .models import ModelChoice, add_model_options, build_policy, resolve_model
 from .outcome import OUTCOMES, metrics
 from .scenario import Scenario, find_scenarios, load_scenario
@@ -117,7 +118,7 @@ def run_eval(paths: list[Path], choice: ModelChoice, out: Path, *, jobs: int = 1
     scenarios = [load_scenario(p) for p in paths]
     names = [s.name for s in scenarios]
     if len(set(names)) != len(names):
-        raise SystemExit("teletype eval: two scenarios share a name: " +
+        raise UsageError("teletype eval: two scenarios share a name: " +
                          ", ".join(sorted({n for n in names if names.count(n) > 1})))
     done = load_results(out)
     todo = [s for s in scenarios if s.name not in done]
@@ -209,7 +210,7 @@ def load_summary(path: Path) -> dict:
     try:
         return json.loads(p.read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise SystemExit(f"teletype eval: {p}: not an eval summary ({exc})") from None
+        raise UsageError(f"teletype eval: {p}: not an eval summary ({exc})") from None
 
 
 def markdown_report(summaries: list[dict]) -> str:
@@ -367,10 +368,10 @@ def cmd_eval(args) -> int:
         print(report.with_suffix(".md").read_text())
         return 0
     if not args.specs or not args.out:
-        raise SystemExit("teletype eval: give scenarios (SPEC...) and --out DIR, or --compare DIR...")
+        raise UsageError("teletype eval: give scenarios (SPEC...) and --out DIR, or --compare DIR...")
     paths = [p for spec in args.specs for p in find_scenarios(spec)]
     if not paths:
-        raise SystemExit(f"teletype eval: no scenarios in {' '.join(args.specs)}")
+        raise UsageError(f"teletype eval: no scenarios in {' '.join(args.specs)}")
     choice = resolve_model(args, default="scripted")
     summary = run_eval(paths, choice, Path(args.out), jobs=args.jobs, steps=args.steps,
                        limits=Limits(command_timeout=args.timeout), sandbox=args.sandbox,
@@ -384,10 +385,10 @@ def _cmd_teacher_forced(args) -> int:
     from . import teacherforced as tf
 
     if not args.specs:
-        raise SystemExit("teletype eval --teacher-forced: name the recordings to score (SPEC...)")
+        raise UsageError("teletype eval --teacher-forced: name the recordings to score (SPEC...)")
     choice = resolve_model(args, default=None)
     if choice is None or choice.policy != "hf":
-        raise SystemExit("teletype eval --teacher-forced: name the model to score (--model, or --base and "
+        raise UsageError("teletype eval --teacher-forced: name the model to score (--model, or --base and "
                          "--adapter); it runs in this process, as the hf policy")
     score_on = tuple(x.strip() for x in args.score_on.split(",")) if args.score_on else tf.SCORED
     try:
@@ -396,7 +397,7 @@ def _cmd_teacher_forced(args) -> int:
         tokenizer, model = tf.load_model(source, adapter, dtype=choice.options.get("dtype"),
                                          device=choice.options.get("device"))
     except tf.TeacherForcedError as exc:
-        raise SystemExit(f"teletype eval --teacher-forced: {exc}") from None
+        raise UsageError(f"teletype eval --teacher-forced: {exc}") from None
     bar = Progress(len(recordings), 0, not args.no_progress)
     result = tf.score(model, tokenizer, recordings, label=args.label or choice.label,
                       budget=choice.options["budget"], max_new_tokens=choice.options["max_new_tokens"],
@@ -413,10 +414,10 @@ def _cmd_teacher_forced(args) -> int:
 def _cmd_audit(args) -> int:
     out = Path(args.audit)
     if not (out / RESULTS).exists():
-        raise SystemExit(f"teletype eval --audit: {out}: no {RESULTS} (not an eval directory)")
+        raise UsageError(f"teletype eval --audit: {out}: no {RESULTS} (not an eval directory)")
     choice = resolve_model(args, default=None)
     if choice is None or choice.policy != "hf":
-        raise SystemExit("teletype eval --audit: name the model whose tokenizer the eval used (--model or --base)")
+        raise UsageError("teletype eval --audit: name the model whose tokenizer the eval used (--model or --base)")
     from transformers import AutoTokenizer
 
     source, adapter = choice.resolved()

@@ -9,6 +9,8 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import UsageError
+
 BUNDLED_ADAPTER = Path(__file__).resolve().parent / "data" / "smollm2-teletype"
 """The LoRA adapter teletype trained on its own demonstrations (see its README.md model card)."""
 
@@ -120,7 +122,7 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
         elif args.model:
             base = base or args.model
         if not base and not preset:
-            raise SystemExit("teletype: --policy hf needs --model or --base")
+            raise UsageError("teletype: --policy hf needs --model or --base")
         if base:
             check_model(base, "--base" if args.base else "--model")
         options = {"base": base, "adapter": adapter}
@@ -131,7 +133,7 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
                                   "budget": args.budget, "max_new_tokens": args.max_new_tokens})
     if policy == "openai":
         if not args.endpoint:
-            raise SystemExit("teletype: --policy openai needs --endpoint URL")
+            raise UsageError("teletype: --policy openai needs --endpoint URL")
         served = args.endpoint_model or args.model or "default"
         tokenizer = getattr(args, "endpoint_tokenizer", None)
         if tokenizer is None and served in ("smollm2", "teletype-smollm2"):
@@ -142,16 +144,16 @@ def resolve_model(args: argparse.Namespace, default: str | None = "scripted") ->
                                       **({"tokenizer": tokenizer, "budget": args.budget} if tokenizer else {})})
     if policy == "replay":
         if not args.replay:
-            raise SystemExit("teletype: --policy replay needs --replay RUN")
+            raise UsageError("teletype: --policy replay needs --replay RUN")
         return ModelChoice("replay", {"recording": args.replay})
     if policy == "scripted":
         rate = getattr(args, "detours", 0.0) or 0.0
         if not 0.0 <= rate <= 1.0:
-            raise SystemExit(f"teletype: --detours is a rate from 0 to 1, not {rate}")
+            raise UsageError(f"teletype: --detours is a rate from 0 to 1, not {rate}")
         return ModelChoice("scripted", {"detours": rate, "seed": getattr(args, "detour_seed", 0)}
                            if rate else {})
     if getattr(args, "detours", 0.0):
-        raise SystemExit("teletype: --detours works with the scripted policy only")
+        raise UsageError("teletype: --detours works with the scripted policy only")
     return ModelChoice(policy, {})
 
 
@@ -167,13 +169,13 @@ def check_model(name: str, option: str = "--model") -> None:
     path = Path(name).expanduser()
     if path.is_dir():
         if not (path / "config.json").is_file():
-            raise SystemExit(f"teletype: {option} {name}: the directory has no config.json "
+            raise UsageError(f"teletype: {option} {name}: the directory has no config.json "
                              "(expected a transformers model directory)")
         return
     presets = ", ".join(PRESETS)
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1 or path.exists()
     if looks_local:
-        raise SystemExit(f"teletype: {option} {name}: not a preset ({presets}) and no such directory "
+        raise UsageError(f"teletype: {option} {name}: not a preset ({presets}) and no such directory "
                          f"({path.resolve()})")
     head = (f"teletype: {option} {name!r} is not a preset ({presets}), not a local directory "
             f"(no {path.resolve()}), and ")
@@ -181,25 +183,25 @@ def check_model(name: str, option: str = "--model") -> None:
         from huggingface_hub import constants, model_info, try_to_load_from_cache
         from huggingface_hub.errors import GatedRepoError, HFValidationError, RepositoryNotFoundError
     except ImportError:
-        raise SystemExit(head + "huggingface_hub is not installed to look it up on the hub "
+        raise UsageError(head + "huggingface_hub is not installed to look it up on the hub "
                                 "(pip install -e '.[model]')") from None
     try:
         if isinstance(try_to_load_from_cache(name, "config.json"), str):
             return  # downloaded before: loads offline
     except HFValidationError as exc:
-        raise SystemExit(head + f"not a valid hub id either ({exc})") from None
+        raise UsageError(head + f"not a valid hub id either ({exc})") from None
     if constants.HF_HUB_OFFLINE:
-        raise SystemExit(head + "the hub is off (HF_HUB_OFFLINE is set) and it is not in the local "
+        raise UsageError(head + "the hub is off (HF_HUB_OFFLINE is set) and it is not in the local "
                                 f"cache ({constants.HF_HUB_CACHE})")
     try:
         model_info(name, timeout=HUB_TIMEOUT)
     except GatedRepoError:
         return  # it exists; loading says what access it needs
     except RepositoryNotFoundError:
-        raise SystemExit(head + f"the hub ({constants.ENDPOINT}) has no model {name!r} (or it is private: "
+        raise UsageError(head + f"the hub ({constants.ENDPOINT}) has no model {name!r} (or it is private: "
                                 "log in with `hf auth login`)") from None
     except Exception as exc:
-        raise SystemExit(head + f"the hub ({constants.ENDPOINT}) cannot be reached to look it up "
+        raise UsageError(head + f"the hub ({constants.ENDPOINT}) cannot be reached to look it up "
                                 f"({type(exc).__name__}: {exc}); offline, give a preset or a local "
                                 "model directory") from None
 

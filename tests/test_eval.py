@@ -204,3 +204,27 @@ def test_the_readme_experiment_table_is_what_its_command_regenerates(tmp_path):
     regenerated = (tmp_path / "report.md").read_text().split("\n\n")[0].strip()
     assert table == regenerated
     assert (tmp_path / "report.png").stat().st_size > 10_000
+
+
+def test_library_code_raises_usage_errors_and_the_cli_exits_2(tmp_path, capsys):
+    """engine.evaluate and engine.models raise UsageError (never SystemExit); engine.cli prints it."""
+    import argparse
+
+    from engine.cli import main
+    from engine.errors import UsageError
+    from engine.evaluate import run_eval
+    from engine.models import ModelChoice, add_model_options, resolve_model
+
+    for i in range(2):
+        d = tmp_path / f"s{i}" / "cleanup"
+        d.mkdir(parents=True)
+        (d / "same.toml").write_text((REPO / "scenarios" / "cleanup" / "tmp_files.toml").read_text())
+    paths = [tmp_path / f"s{i}" / "cleanup" / "same.toml" for i in range(2)]
+    with pytest.raises(UsageError, match="two scenarios share a name: cleanup/same"):
+        run_eval(paths, ModelChoice("scripted", {}), tmp_path / "out", progress=False)
+    p = argparse.ArgumentParser()
+    add_model_options(p)
+    with pytest.raises(UsageError, match="--policy hf needs --model or --base"):
+        resolve_model(p.parse_args(["--policy", "hf"]))
+    assert main(["eval", str(paths[0]), str(paths[1]), "--out", str(tmp_path / "o2")]) == 2
+    assert capsys.readouterr().err.startswith("teletype eval: two scenarios share a name")
