@@ -155,5 +155,6 @@ def test_every_example_in_the_readme_runs(workdir, tmp_path):
         ran += 1
     assert ran >= 3
     assert (cwd / "docs" / "eval-smollm2.md").read_text().count("\n|") >= 4   # the compare wrote its table
-    assert (cwd / "runs" / "eval-adapter-train-fresh" / "summary.json").exists()
+    assert (cwd / "runs" / "now-train" / "summary.json").exists()
+    assert (cwd / "runs" / "heldout-tf.json").exists()
     assert (cwd / "adapters" / "mine" / "adapter_config.json").exists()
