@@ -158,7 +158,10 @@ def test_export_keeps_clean_sessions_only_by_default(tmp_path):
     n, skipped = export_jsonl([tmp_path / "runs"], tmp_path / "out.jsonl")
     assert n == 1 and len(skipped) == 1 and "premature_exit" in skipped[0][1]
     rows = [json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()]
-    assert list(rows[0]) == ["messages"] and rows[0]["messages"][-1] == {"role": "assistant", "content": "exit"}
+    assert list(rows[0]) == ["messages", "sources"]
+    assert rows[0]["messages"][-1] == {"role": "assistant", "content": "exit"}
+    # each assistant message's provenance, for train --loss-on
+    assert rows[0]["sources"] == ["scripted"] * sum(m["role"] == "assistant" for m in rows[0]["messages"])
     n, _ = export_jsonl([tmp_path / "runs"], tmp_path / "o2.jsonl", Selection(sources={"operator"}))
     assert n == 0
 
