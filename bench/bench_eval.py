@@ -20,9 +20,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.evaluate import run_eval  # noqa: E402
-from engine.models import ModelChoice, add_model_options, resolve_model  # noqa: E402
-from engine.scenario import find_scenarios  # noqa: E402
+from teletype.engine.eval.evaluate import run_eval  # noqa: E402
+from teletype.engine.policy.options import ModelChoice, add_model_options, resolve_model  # noqa: E402
+from teletype.engine.worlds.scenario import find_scenarios  # noqa: E402
 
 
 def copies(n: int, root: Path) -> list[Path]:

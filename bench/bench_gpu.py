@@ -12,7 +12,7 @@ pass does not depend on their values), saved, and loaded by HFPolicy like any ba
 2. batched decode: 8 and 32 sessions proposing at once through `SharedHF` (what `eval --jobs N` uses),
    the aggregate tok/s and its ratio to batch 1;
 3. one LoRA optimiser step at the reference configuration (r=16 on q/k/v/o, batch 1 x accumulation 8,
-   sequences of 4096 tokens; --tiny: 256) through train.trainer, and the projection to 3 epochs over
+   sequences of 4096 tokens; --tiny: 256) through teletype.train.trainer, and the projection to 3 epochs over
    1,003 trajectories (3 x ceil(1003 / 8) = 378 steps, every sequence at the full length: an upper
    bound), next to the reference run's 31 minutes on one V100.
 
@@ -54,7 +54,7 @@ def build(out: Path, shapes: dict, dtype, device) -> Path:
     import torch
     from transformers import MistralConfig, MistralForCausalLM
 
-    from engine.tinymodel import build_tokenizer
+    from teletype.engine.model.tinymodel import build_tokenizer
 
     tok = build_tokenizer()
     config = MistralConfig(**shapes, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
@@ -85,13 +85,13 @@ def copy_bandwidth(device, nbytes: int = 1 << 30) -> float:
 
 
 def conversation(turns: int, seed: int) -> list[dict]:
-    from engine.tinymodel import synthetic_conversation
+    from teletype.engine.model.tinymodel import synthetic_conversation
 
     return synthetic_conversation(turns, seed=seed)
 
 
 def decode_batch1(model_dir: Path, device, dtype, tokens: int) -> dict:
-    from engine.policy.hf import HFPolicy
+    from teletype.engine.policy.hf import HFPolicy
 
     policy = HFPolicy(base=str(model_dir), device=str(device), dtype=dtype, max_new_tokens=tokens)
     msgs = conversation(6, seed=1)
@@ -106,7 +106,7 @@ def decode_batch1(model_dir: Path, device, dtype, tokens: int) -> dict:
 
 
 def decode_batched(model_dir: Path, device, dtype, tokens: int, sessions: int) -> dict:
-    from engine.policy.hfbatch import SharedHF
+    from teletype.engine.policy.hfbatch import SharedHF
 
     shared = SharedHF(jobs=sessions, max_batch=sessions, base=str(model_dir), device=str(device), dtype=dtype,
                       max_new_tokens=tokens)
@@ -136,13 +136,12 @@ def decode_batched(model_dir: Path, device, dtype, tokens: int, sessions: int) -
 
 
 def lora_step(model_dir: Path, length: int, checkpointing: bool) -> dict:
-    """One optimiser step (ACCUM sequences of `length` tokens) through train.trainer."""
+    """One optimiser step (ACCUM sequences of `length` tokens) through teletype.train.trainer."""
     import torch
-
-    from train.config import TrainConfig
-    from train.trainer import add_lora, load_base, make_trainer, resolve_precision
-
     from transformers import AutoTokenizer
+
+    from teletype.train.config import TrainConfig
+    from teletype.train.trainer import add_lora, load_base, make_trainer, resolve_precision
 
     cuda = torch.cuda.is_available()
     dtype, fp16, bf16 = resolve_precision("auto", cuda)

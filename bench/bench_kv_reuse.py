@@ -1,6 +1,6 @@
 """KV-cache reuse in the hf policy: prefill tokens and wall time per step, reuse vs re-encoding.
 
-A 30-step session with the tiny model (engine.tinymodel) on a synthetic conversation with realistic
+A 30-step session with the tiny model (teletype.engine.model.tinymodel) on a synthetic conversation with realistic
 observation sizes (mostly a few lines, some tens, now and then a couple of hundred, elided to a third of
 the budget). Both policies see exactly the same prompts (the conversation's own commands are typed, not
 the tiny model's babble), one reuses its KV cache from step to step, the other prefills every prompt
@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.policy.hf import HFPolicy  # noqa: E402
-from engine.tinymodel import build_tiny_model, synthetic_conversation  # noqa: E402
+from teletype.engine.model.tinymodel import build_tiny_model, synthetic_conversation  # noqa: E402
+from teletype.engine.policy.hf import HFPolicy  # noqa: E402
 
 
 def step(policy: HFPolicy, messages: list[dict]) -> dict:
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
         rows = run({"reuse": reuse_policy, "full": full_policy}, conversation, args.steps, args.repeats)
         reuse, full = rows["reuse"], rows["full"]
 
-    print(f"model: {model_dir if args.model else 'tiny (engine.tinymodel)'}; budget {args.budget}; "
+    print(f"model: {model_dir if args.model else 'tiny (teletype.engine.model.tinymodel)'}; budget {args.budget}; "
           f"{args.steps} steps; max_new_tokens {args.max_new_tokens}; best of {args.repeats} runs per step")
     head = (f"{'step':>4} {'prompt':>6} {'dropped':>7} | {'prefill':>7} {'cached':>6} {'prefill_s':>9} "
             f"{'wall_s':>7} | {'prefill':>7} {'prefill_s':>9} {'wall_s':>7}")

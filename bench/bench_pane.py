@@ -31,11 +31,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pyte  # noqa: E402
 
-from console import terminal, vt  # noqa: E402
-from console.app import ConsoleApp  # noqa: E402
-from console.driver import ConsoleConfig  # noqa: E402
-from engine.scenario import find_scenarios, load_scenario  # noqa: E402
-from engine.session import Session  # noqa: E402
+from teletype.console import terminal, vt  # noqa: E402
+from teletype.console.app import ConsoleApp  # noqa: E402
+from teletype.console.driver import ConsoleConfig  # noqa: E402
+from teletype.engine.runtime.session import Session  # noqa: E402
+from teletype.engine.worlds.scenario import find_scenarios, load_scenario  # noqa: E402
 
 SCENARIO = "permissions/deploy_exec"
 SIZE = (160, 48)

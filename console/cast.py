@@ -7,16 +7,11 @@ frame costs more than a bounded amount of emulation. Pure data: no Textual, safe
 """
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.recorder import load_run
-
-from .vt import JUMP_AT, Feeder, TermScreen
-
-_STEP = re.compile(r"^step (\d+):")
+from teletype.console.vt import JUMP_AT, Feeder, TermScreen
+from teletype.engine.record.recorder import Cast, load_run, read_cast, read_events
 
 
 @dataclass
@@ -58,7 +53,7 @@ class Recording:
         end = self.bounds[max(0, min(frame, len(self.bounds) - 1))] if self.bounds else len(self.events)
         pending: list[str] = []
         size = 0
-        for t, kind, data in self.events[:end]:
+        for _t, kind, data in self.events[:end]:
             if kind == "o":
                 pending.append(data)
                 size += len(data)
@@ -85,41 +80,18 @@ def load_recording(path: str | Path) -> Recording:
     path = Path(path)
     traj = load_run(path)
     rec = Recording(path=path, trajectory=traj)
-    cast = path / "session.cast" if path.is_dir() else None
-    if cast is not None and cast.exists():
-        with open(cast, encoding="utf-8") as f:
-            header = f.readline()
-            try:
-                h = json.loads(header)
-                rec.width, rec.height = int(h.get("width", 80)), int(h.get("height", 24))
-            except (json.JSONDecodeError, ValueError, TypeError, AttributeError):
-                pass
-            for line in f:
-                try:
-                    ev = json.loads(line)
-                except json.JSONDecodeError:
-                    continue  # a torn last line
-                if isinstance(ev, list) and len(ev) == 3:
-                    rec.events.append(ev)
-    starts: dict[int, int] = {}
-    for i, (_, kind, data) in enumerate(rec.events):
-        if kind == "m":
-            m = _STEP.match(str(data))
-            if m:
-                starts.setdefault(int(m.group(1)), i)
+    cast_path = path / "session.cast" if path.is_dir() else None
+    cast = read_cast(cast_path) if cast_path is not None and cast_path.exists() else Cast()
+    rec.width, rec.height, rec.events = cast.width, cast.height, cast.events
+    starts = cast.step_starts()
     n = len(rec.turns)
     rec.bounds = [starts.get(k + 1, len(rec.events)) for k in range(n + 1)]
     events = path / "events.jsonl" if path.is_dir() else None
     if events is not None and events.exists():
-        with open(events, encoding="utf-8") as f:
-            for line in f:
-                try:
-                    ev = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                if ev.get("event") == "start":
-                    rec.source = ev.get("source")
-                elif ev.get("event") == "check":
-                    rec.checks[int(ev.get("step", 0))] = {"passed": ev.get("passed"),
-                                                          "results": ev.get("results", [])}
+        for ev in read_events(events):
+            if ev.get("event") == "start":
+                rec.source = ev.get("source")
+            elif ev.get("event") == "check":
+                rec.checks[int(ev.get("step", 0))] = {"passed": ev.get("passed"),
+                                                      "results": ev.get("results", [])}
     return rec

@@ -1,6 +1,6 @@
 """`teletype console` and `teletype replay`: their argument parsers and entry points.
 
-engine.cli imports this module only when one of them runs, and calls `add_parser(sub, name)` with
+teletype.cli imports this module only when one of them runs, and calls `add_parser(sub, name)` with
 name "console" or "replay"; exactly that subcommand is added.
 """
 from __future__ import annotations
@@ -8,10 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from engine.models import add_model_options, build_policy, resolve_model
-
-from .driver import DEFAULT_SCENARIO, ConsoleConfig
-
+from teletype.console.driver import DEFAULT_SCENARIO, ConsoleConfig
+from teletype.engine.policy.options import add_model_options, build_policy, resolve_model
 
 KEYS = """\
 keys (the footer shows the ones that apply):
@@ -29,7 +27,8 @@ replay: left/right step, home/end, b branch here to you, m branch here to the mo
 def add_parser(sub, name: str) -> argparse.ArgumentParser:
     if name == "console":
         p = sub.add_parser(
-            "console", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="the operator console (Textual): watch, step, edit, override, record",
+            "console", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS,
+            help="the operator console (Textual): watch, step, edit, override, record",
             description="Open the operator console on a scenario. A model proposes each command and you run,\n"
                         "edit or override it: by default the embedded teletype-smollm2 (SmolLM2-135M-Instruct\n"
                         "with teletype's own LoRA adapter, on the CPU), or any --model, --base/--adapter or\n"
@@ -39,13 +38,14 @@ def add_parser(sub, name: str) -> argparse.ArgumentParser:
                        help=f"a bundled name or a .toml file (default {DEFAULT_SCENARIO})")
     elif name == "replay":
         p = sub.add_parser(
-            "replay", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS, help="step through a recording in the console, and branch from any step",
+            "replay", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=KEYS,
+            help="step through a recording in the console, and branch from any step",
             description="Open a recorded session: step back and forth with the terminal as it was, the\n"
                         "checker and the outcome; 'branch here' re-types the first N commands in a fresh\n"
                         "sandbox and hands the session to you (b) or to the model (m).")
         p.add_argument("run", help="a run directory (with trajectory.json or events.jsonl, session.cast)")
     else:
-        raise ValueError(f"console.cli has no subcommand {name!r}")
+        raise ValueError(f"teletype.console.cli has no subcommand {name!r}")
     g = p.add_argument_group("session")
     g.add_argument("--sandbox", choices=["bwrap", "docker", "local"], default="bwrap",
                    help="where the shell runs (default bwrap; local isolates nothing)")
@@ -77,12 +77,11 @@ def _model_options_for_branching(p: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args) -> ConsoleConfig:
-    from engine.shell import Limits
-
     import sys
 
-    from engine.models import DEFAULT_PRESET
-    from engine.smollm import ModelUnavailable
+    from teletype.engine.model.smollm import ModelUnavailable
+    from teletype.engine.policy.options import DEFAULT_PRESET
+    from teletype.engine.runtime.shell import Limits
 
     if not (args.policy or args.model or args.base or args.endpoint):
         args.model = DEFAULT_PRESET  # the embedded default: SmolLM2-135M + teletype's adapter, CPU
@@ -128,7 +127,7 @@ def no_terminal(command: str) -> str | None:
 def run_console(args) -> int:
     import sys
 
-    from .app import ConsoleApp
+    from teletype.console.app import ConsoleApp
 
     if (why := no_terminal("console")) is not None:
         print(why, file=sys.stderr)
@@ -138,9 +137,8 @@ def run_console(args) -> int:
 
 
 def run_replay(args) -> int:
-    from engine.recorder import load_run
-
-    from .app import ConsoleApp
+    from teletype.console.app import ConsoleApp
+    from teletype.engine.record.recorder import load_run
 
     load_run(args.run)  # a bad directory fails here, with the recorder's message, before the UI opens
     if (why := no_terminal("replay")) is not None:

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import asyncio
 from functools import partial
+from typing import Protocol, runtime_checkable
 
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
-from .driver import scenario_names
+from teletype.console.driver import scenario_names
 
 _CACHE: list[tuple[str, str]] | None = None
 
@@ -18,14 +19,19 @@ async def _scenarios() -> list[tuple[str, str]]:
     return _CACHE
 
 
+@runtime_checkable
+class ScenarioTarget(Protocol):
+    """A screen that starts a scenario by name (the live screen, console.live)."""
+
+    def switch_scenario(self, spec: str) -> None: ...
+
+
 class ScenarioCommands(Provider):
     """`scenario: archetype/name` for every bundled scenario; choosing one starts it."""
 
-    def _target(self):
-        from .live import LiveScreen
-
+    def _target(self) -> ScenarioTarget | None:
         for screen in reversed(self.app.screen_stack):
-            if isinstance(screen, LiveScreen):
+            if isinstance(screen, ScenarioTarget):
                 return screen
         return None
 

@@ -7,17 +7,17 @@ model is still proposing (the newer action simply waits for the engine).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from engine.checker import CheckReport
-from engine.cli import default_run_dir
-from engine.outcome import Outcome
-from engine.policy.base import Policy, Proposal
-from engine.scenario import Scenario, find_scenarios, load_scenario
-from engine.session import Session, StepResult
-from engine.shell import Limits
+from teletype.engine.policy.base import Policy, Proposal
+from teletype.engine.record.checker import CheckReport
+from teletype.engine.record.outcome import Outcome
+from teletype.engine.record.recorder import default_run_dir
+from teletype.engine.runtime.session import Session, StepResult
+from teletype.engine.runtime.shell import Limits
+from teletype.engine.worlds.scenario import Scenario, find_scenarios, load_scenario
 
 DEFAULT_SCENARIO = "permissions/deploy_exec"
 
@@ -48,7 +48,7 @@ class ConsoleConfig:
 def load_named(spec: str) -> Scenario:
     paths = find_scenarios(spec)
     if len(paths) != 1:
-        from engine.scenario import ScenarioError
+        from teletype.engine.worlds.scenario import ScenarioError
 
         raise ScenarioError(f"{spec!r} names {len(paths)} scenarios; the console runs one")
     return load_scenario(paths[0])

@@ -1,7 +1,7 @@
 """The live console: a session driven step by step by the operator, the model, or both.
 
 This module is the screen's state machine (starting, proposing, ready, running, ended) and the
-operator's actions; the engine calls themselves run in workers (console.bridge). The screen never
+operator's actions; the engine calls themselves run in workers (teletype.console.bridge). The screen never
 waits on the engine; keystrokes for takeover go through a one-thread executor so they stay in order
 and never block the event loop.
 """
@@ -13,12 +13,19 @@ from textual.binding import Binding
 from textual.widgets import Static
 from textual.worker import Worker, WorkerState
 
-from .bridge import EngineBridge, TokenStream
-from .driver import ConsoleConfig, Driver
-from .panels import (BudgetPanel, ChecksPanel, CommandEditor, OutcomePanel, ProposalPanel, console_layout,
-                     fit)
-from .status import status_line
-from .terminal import TerminalPane
+from teletype.console.bridge import EngineBridge, TokenStream
+from teletype.console.driver import ConsoleConfig, Driver
+from teletype.console.panels import (
+    BudgetPanel,
+    ChecksPanel,
+    CommandEditor,
+    OutcomePanel,
+    ProposalPanel,
+    console_layout,
+    fit,
+)
+from teletype.console.status import status_line
+from teletype.console.terminal import TerminalPane
 
 RUN_HINT = "r run · e edit · o override · a auto"
 TYPE_HINT = "enter runs · esc cancels · an open quote or heredoc continues the line"
@@ -425,8 +432,9 @@ class LiveScreen(EngineBridge):
         self.begin(spec)
 
     def action_scenarios(self) -> None:
-        from .commands import ScenarioCommands
         from textual.command import CommandPalette
+
+        from teletype.console.commands import ScenarioCommands
 
         self.app.push_screen(CommandPalette(providers=[ScenarioCommands], placeholder="Pick a scenario..."))
 

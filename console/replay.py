@@ -1,6 +1,6 @@
 """The replay screen: step through a recording with the terminal as it was, and branch from a step.
 
-Screens are rebuilt from session.cast in a worker (console.cast) and handed to the pane whole; the
+Screens are rebuilt from session.cast in a worker (teletype.console.cast) and handed to the pane whole; the
 newest request wins (an exclusive worker), so holding an arrow key never queues up stale frames.
 "Branch here" starts a live session that re-types the first N commands (provenance `replay`) and then
 hands over to the operator, or to the model when one is configured.
@@ -14,13 +14,12 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Static
 
-from engine.outcome import is_terminal
-
-from .cast import Recording, load_recording
-from .driver import ConsoleConfig
-from .panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout, fit
-from .status import shorten, shown_path
-from .terminal import TerminalPane
+from teletype.console.cast import Recording, load_recording
+from teletype.console.driver import ConsoleConfig
+from teletype.console.panels import SOURCE_STYLE, BudgetPanel, ChecksPanel, OutcomePanel, console_layout, fit
+from teletype.console.status import shorten, shown_path
+from teletype.console.terminal import TerminalPane
+from teletype.engine.record.outcome import is_terminal
 
 
 class ReplayScreen(Screen):
@@ -167,7 +166,7 @@ class ReplayScreen(Screen):
         return commands
 
     def action_branch(self, hand_to: str) -> None:
-        from .live import LiveScreen
+        from teletype.console.live import LiveScreen
 
         commands = self.branch_commands()
         if commands is None:

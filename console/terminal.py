@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from textual import events
 from textual.geometry import Size
@@ -19,7 +19,7 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from .vt import Feeder, StripRenderer, TermScreen, key_bytes, screen_text
+from teletype.console.vt import Feeder, StripRenderer, TermScreen, key_bytes, screen_text
 
 FEED_BUDGET_S = 0.010
 """Longest stretch of emulation per turn of the event loop."""

@@ -1,45 +1,19 @@
-"""The `teletype` command line. Headless commands live here; console, eval and train are imported
-only when their command runs (so `teletype run` never loads textual or torch)."""
+"""engine's commands of the `teletype` command line (run, scenarios, export, clean, tiny-model, serve,
+adapter). teletype.cli builds the whole parser and adds these with `add_commands(sub)`."""
 from __future__ import annotations
 
 import argparse
-import logging
 import json
+import logging
 import os
 import sys
-import time
 from pathlib import Path
 
-from .models import add_model_options, build_policy, resolve_model
+from teletype.engine.policy.options import add_model_options, build_policy, resolve_model
+from teletype.engine.record.recorder import default_run_dir
 
 log = logging.getLogger(__name__)
 
-EPILOG = """\
-examples (each runs as shown, in this order; the first builds ./tiny, a tiny untrained test model):
-  teletype tiny-model ./tiny
-  teletype console                                         the console, embedded model
-  teletype run file_create/hello_script --policy scripted  its reference solution, recorded
-  teletype run file_create/hello_script --model ./tiny --steps 3 --record runs/x
-  teletype scenarios validate permissions
-  teletype export runs/ -o demos.jsonl                     the clean, non-held-out sessions
-  teletype eval permissions --model ./tiny --steps 3 --jobs 2 --out runs/eval-tiny
-  teletype train runs/ --base ./tiny --out adapters/mine --epochs 1
-  teletype eval heldout --model teletype-smollm2 --jobs 4 --out runs/eval-heldout
-                                                           (the last: roughly 10 minutes on 2 CPU cores)
-
-Every command has --help. The model options (--model, --base/--adapter, --endpoint) are the same in
-run, console and eval.
-"""
-
-
-def default_run_dir(root: str | Path, scenario_name: str) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(root) / f"{stamp}-{scenario_name.replace('/', '-')}"
-    path, n = base, 1
-    while path.exists():
-        n += 1
-        path = Path(f"{base}-{n}")
-    return path
 
 
 def _add_session_options(p: argparse.ArgumentParser) -> None:
@@ -58,15 +32,15 @@ def _sandbox_options(args) -> dict:
 
 
 def _limits(args):
-    from .shell import Limits
+    from teletype.engine.runtime.shell import Limits
 
     return Limits(command_timeout=args.timeout)
 
 
 # -- run -------------------------------------------------------------------------------------------
 def cmd_run(args) -> int:
-    from .scenario import find_scenarios, load_scenario
-    from .session import Session
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
     paths = find_scenarios(args.scenario)
     if len(paths) != 1:
@@ -95,7 +69,7 @@ def cmd_run(args) -> int:
             print(orientation)
         outcome = session.run(on_step=show)
     except KeyboardInterrupt:
-        # SIGINT or SIGTERM (engine.stopping): Session.run finished the recording as `stopped`;
+        # SIGINT or SIGTERM (teletype.engine.runtime.stopping): Session.run finished the recording as `stopped`;
         # a signal that came just before or after it still gets the recording finished here.
         if session.outcome is None and session.shell is not None:
             try:
@@ -125,7 +99,7 @@ def cmd_run(args) -> int:
 
 # -- scenarios -------------------------------------------------------------------------------------
 def cmd_scenarios_list(args) -> int:
-    from .scenario import find_scenarios, load_scenario
+    from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
     paths = [p for spec in (args.paths or [None]) for p in find_scenarios(spec, split=args.split,
                                                                           archetype=args.archetype)]
@@ -145,8 +119,8 @@ def cmd_scenarios_list(args) -> int:
 
 
 def cmd_scenarios_validate(args) -> int:
-    from .scenario import find_scenarios
-    from .validate import validate_all
+    from teletype.engine.eval.validate import validate_all
+    from teletype.engine.worlds.scenario import find_scenarios
 
     paths = [p for spec in (args.paths or [None]) for p in find_scenarios(spec)]
     results = validate_all(paths, sandbox=args.sandbox, jobs=args.jobs)
@@ -161,7 +135,7 @@ def cmd_scenarios_validate(args) -> int:
 
 
 def cmd_scenarios_generate(args) -> int:
-    from .generators import generate
+    from teletype.engine.worlds.generators import generate
 
     paths = generate(args.archetype, n=args.n, seed=args.seed, out=Path(args.out))
     print(f"wrote {len(paths)} scenarios to {args.out}")
@@ -170,7 +144,7 @@ def cmd_scenarios_generate(args) -> int:
 
 # -- export ----------------------------------------------------------------------------------------
 def cmd_export(args) -> int:
-    from .export import export_jsonl, make_selection
+    from teletype.engine.record.export import export_jsonl, make_selection
 
     sel = make_selection(include_unclean=args.all,
                          sources=set(args.source.split(",")) if args.source else None,
@@ -189,7 +163,7 @@ def cmd_export(args) -> int:
 def cmd_clean(args) -> int:
     """Remove what killed runs left behind: staging dirs (and their mounts) whose owner is gone,
     and docker containers labelled teletype=1 whose owner is gone."""
-    from .sandbox.staging import clean_orphans, find_orphans
+    from teletype.engine.sandbox.staging import clean_orphans, find_orphans
 
     orphans = find_orphans() if args.dry_run else clean_orphans()
     for o in orphans:
@@ -209,10 +183,10 @@ def _clean_docker(dry_run: bool) -> list[tuple[str, str]]:
 
     if importlib.util.find_spec("docker") is None:
         return []
-    from .sandbox.base import SandboxError
+    from teletype.engine.sandbox.base import SandboxError
 
     try:
-        from .sandbox.docker import clean_containers, connect
+        from teletype.engine.sandbox.docker import clean_containers, connect
 
         client = connect(None)
     except SandboxError:
@@ -224,7 +198,7 @@ def _clean_docker(dry_run: bool) -> list[tuple[str, str]]:
 
 
 def cmd_tiny_model(args) -> int:
-    from .tinymodel import build_tiny_model
+    from teletype.engine.model.tinymodel import build_tiny_model
 
     build_tiny_model(args.dir, seed=args.seed)
     print(f"tiny model written to {args.dir}")
@@ -236,9 +210,9 @@ def cmd_serve(args) -> int:
     with a trained adapter as a GGUF LoRA (converted on first use, cached)."""
     import importlib.util
 
-    from .gguflora import AdapterError, cached_gguf
-    from .models import BUNDLED_ADAPTER
-    from .smollm import ModelUnavailable, gguf_path
+    from teletype.engine.model.gguflora import AdapterError, cached_gguf
+    from teletype.engine.model.smollm import ModelUnavailable, gguf_path
+    from teletype.engine.policy.options import BUNDLED_ADAPTER
 
     if importlib.util.find_spec("llama_cpp") is None:
         print("teletype serve: llama-cpp-python is not installed: `pip install -e '.[serve]'` "
@@ -266,10 +240,10 @@ def cmd_serve(args) -> int:
     extra = list(args.server_args)
     if extra and extra[0] == "--":
         extra = extra[1:]
-    from .llamaserver import repack_default
+    from teletype.engine.model.llamaserver import repack_default
 
     repack = {"on": True, "off": False}.get(args.repack) if args.repack != "auto" else repack_default()
-    argv = [sys.executable, "-m", "engine.llamaserver", *([] if repack else ["--no-repack"]),
+    argv = [sys.executable, "-m", "teletype.engine.model.llamaserver", *([] if repack else ["--no-repack"]),
             "--model", str(gguf), "--model_alias", alias,
             "--host", args.host, "--port", str(args.port), "--n_ctx", str(args.n_ctx),
             *(["--lora_path", str(lora)] if lora else []),
@@ -286,7 +260,7 @@ def cmd_serve(args) -> int:
 
 
 def cmd_adapter_gguf(args) -> int:
-    from .gguflora import AdapterError, chat_template, convert, default_base, modelfile
+    from teletype.engine.model.gguflora import AdapterError, chat_template, convert, default_base, modelfile
 
     try:
         base = args.base or default_base(args.adapter_dir)
@@ -308,12 +282,8 @@ def cmd_adapter_gguf(args) -> int:
 
 
 # -- the parser ------------------------------------------------------------------------------------
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="teletype", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EPILOG,
-        description="An operator console and toolkit for language models that operate a POSIX shell.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-
+def add_commands(sub) -> None:
+    """Add engine's subcommands to the top-level parser's subparsers."""
     r = sub.add_parser("run", help="run one scenario headless and record it",
                        description="Run one scenario headless: the policy types commands until exit, "
                                    "panic or the step budget; the checker grades the final state.")
@@ -342,7 +312,7 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
                     help="where the sessions run (default bwrap)")
     sv.add_argument("--jobs", type=int, default=2, help="scenarios validated at once (default 2)")
     sv.set_defaults(func=cmd_scenarios_validate)
-    from .generators import ARCHETYPES, archetype_summaries
+    from teletype.engine.worlds.generators import ARCHETYPES, archetype_summaries
 
     sg = ssub.add_parser(
         "generate", help="write seeded, reproducible scenarios of one archetype",
@@ -433,91 +403,3 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     ag.add_argument("--modelfile", action="store_true",
                     help="also write an Ollama Modelfile beside it (FROM the base GGUF, ADAPTER, TEMPLATE, stop)")
     ag.set_defaults(func=cmd_adapter_gguf)
-
-    for name, module in (("console", "console.cli"), ("replay", "console.cli"), ("eval", "engine.evaluate"),
-                         ("train", "train.cli")):
-        _lazy(sub, name, module, argv)
-    from .logsetup import add_options
-
-    add_options(p, top=True)
-    for sp in sub.choices.values():
-        add_options(sp, top=False)
-    return p
-
-
-def _lazy(sub, name: str, module: str, argv: list[str] | None) -> None:
-    """Subcommands whose parsers live with their packages (imported when the command runs or --help)."""
-    import importlib
-
-    first = next((a for a in (argv or []) if not a.startswith("-")), None)
-    if first != name and not (first is None and argv and argv[0] in ("-h", "--help")):
-        sub.add_parser(name, help=f"(see teletype {name} --help)", add_help=False)
-        return
-    try:
-        importlib.import_module(module).add_parser(sub, name)
-    except ImportError as exc:
-        sp = sub.add_parser(name, help=f"unavailable: {exc}")
-        sp.set_defaults(func=lambda args, exc=exc: _unavailable(name, exc))
-
-
-def _unavailable(name: str, exc: Exception) -> int:
-    print(f"teletype {name}: unavailable ({exc})", file=sys.stderr)
-    return 2
-
-
-def main(argv: list[str] | None = None) -> int:
-    from .errors import UsageError
-    from .policy.base import PolicyError
-    from .recorder import RecordingError
-    from .sandbox.base import SandboxError
-    from .scenario import ScenarioError
-
-    argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser(argv)
-    args = parser.parse_args(argv)
-    if not getattr(args, "func", None):
-        parser.print_help()
-        return 2
-    from .logsetup import LogError, configure, verbosity_of
-
-    try:
-        # The console owns the screen: its log goes to --log FILE only.
-        configure(verbosity_of(args), getattr(args, "log_file", None),
-                  stderr=args.command not in ("console", "replay"))
-    except LogError as exc:
-        print(f"teletype: {exc}", file=sys.stderr)
-        return 2
-    from .threads import ThreadsError, configure_for_args
-
-    try:
-        configure_for_args(args)  # before any command imports torch: its pool starts at that size
-    except ThreadsError as exc:
-        print(f"teletype: {exc}", file=sys.stderr)
-        return 2
-    from contextlib import nullcontext
-
-    from .session import SessionError
-    from .stopping import Stopped, stop_on_signals
-
-    # The console and replay handle their own keys and end their own sessions (console/); every
-    # other command stops cleanly on SIGTERM and SIGINT (engine.stopping).
-    guard = nullcontext() if args.command in ("console", "replay") else stop_on_signals()
-    try:
-        with guard:
-            return int(args.func(args) or 0)
-    except (ScenarioError, SandboxError, PolicyError, RecordingError) as exc:
-        print(f"teletype: {exc}", file=sys.stderr)
-        return 2
-    except UsageError as exc:   # its message already names the command
-        print(str(exc), file=sys.stderr)
-        return 2
-    except SessionError as exc:
-        print(f"teletype: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as exc:
-        print(f"teletype: {exc or 'interrupted'}", file=sys.stderr)
-        return exc.exit_code if isinstance(exc, Stopped) else 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -66,7 +66,7 @@ def choose(work: str, jobs: int = 1, override: int | str | None = None, ncores: 
     """The thread count and OpenMP settings for `work` (console, run, eval, train).
 
     `jobs` (eval --jobs) does not change the count on its own: one session already has a neighbour, and
-    with several jobs the decoding is batched on one model (engine.policy.hfbatch), not run per job."""
+    with several jobs the decoding is batched on one model (teletype.engine.policy.hfbatch), not run per job."""
     if work not in WORKS:
         raise ThreadsError(f"unknown work {work!r}; expected one of {', '.join(WORKS)}")
     environ = os.environ if environ is None else environ

@@ -3,15 +3,15 @@ from __future__ import annotations
 
 import pytest
 
-# -- model engine fixtures (engine/tinymodel.py, engine/render.py, engine/policy/hf.py) -------------------
+# -- model engine fixtures (engine/model/tinymodel.py, engine/policy/render.py, engine/policy/hf.py) -------------------
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
-    """The tiny Mistral-architecture model (engine.tinymodel), built once per test session. No download."""
+    """The tiny Mistral-architecture model (teletype.engine.model.tinymodel), built once per test session. No download."""
     pytest.importorskip("torch")
     pytest.importorskip("transformers")
-    from engine.tinymodel import build_tiny_model
+    from teletype.engine.model.tinymodel import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny-model"), seed=0)
 
@@ -32,8 +32,8 @@ def docker_daemon():
     """A reachable daemon (through DOCKER_HOST), or skip; under CI=true, fail instead of skipping."""
     import os
 
-    from engine.sandbox.base import SandboxError
-    from engine.sandbox.docker import connect
+    from teletype.engine.sandbox.base import SandboxError
+    from teletype.engine.sandbox.docker import connect
 
     try:
         client = connect(timeout=10)

@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import pytest
+from util import DEPLOY, HostCanaries, assert_no_survivors, assert_recording_complete, needs_bwrap, scenario_from
 
-from engine.scenario import load_scenario
-from engine.session import Session
-from engine.shell import PROMPT_CHARS, Limits
-from util import DEPLOY, HostCanaries, assert_no_survivors, assert_recording_complete, needs_bwrap, \
-    scenario_from
+from teletype.engine.runtime.session import Session
+from teletype.engine.runtime.shell import PROMPT_CHARS, Limits
+from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = needs_bwrap
 

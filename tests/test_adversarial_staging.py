@@ -15,14 +15,21 @@ import time
 from pathlib import Path
 
 import pytest
+from util import (
+    HostCanaries,
+    assert_no_survivors,
+    assert_plain_error,
+    assert_recording_complete,
+    needs_bwrap,
+    staging_dirs_of,
+    teletype_cli,
+)
 
-from engine.policy import make_policy
-from engine.sandbox.base import SandboxError
-from engine.scenario import FileSpec, Scenario, ScenarioError, load_scenario
-from engine.session import Session
-from engine.shell import Limits
-from util import (HostCanaries, assert_no_survivors, assert_plain_error, assert_recording_complete,
-                  needs_bwrap, staging_dirs_of, teletype_cli)
+from teletype.engine.policy import make_policy
+from teletype.engine.runtime.session import Session
+from teletype.engine.runtime.shell import Limits
+from teletype.engine.sandbox.base import SandboxError
+from teletype.engine.worlds.scenario import FileSpec, Scenario, ScenarioError, load_scenario
 
 pytestmark = needs_bwrap
 
@@ -185,7 +192,7 @@ def test_an_outside_symlink_is_a_link_in_the_sandbox_not_a_bind_of_its_host_targ
 
 def test_staging_defends_itself_when_validation_is_bypassed(tmp_path, canaries):
     """A Scenario built in code skips the loader's checks: staging still refuses the routes out."""
-    from engine.sandbox.bwrap import BwrapSandbox
+    from teletype.engine.sandbox.bwrap import BwrapSandbox
 
     base = load_scenario(write(tmp_path, scenario_text()))
     routes = ["/../../../../../.." + str(canaries.root / "x"), "~/../../../../../.." + str(canaries.root / "x"),
@@ -323,7 +330,7 @@ def test_a_login_shell_that_never_prints_teletypes_prompt_fails_fast(tmp_path, c
 @pytest.mark.skipif(not ROOT, reason="home is a size-bounded tmpfs only where the host lets teletype mount "
                                      "one (as root); otherwise only RLIMIT_FSIZE bounds each file")
 def test_a_disk_flood_through_home_stops_at_the_quota(tmp_path, canaries):
-    from engine.sandbox.bwrap import HOME_QUOTA
+    from teletype.engine.sandbox.bwrap import HOME_QUOTA
 
     flood = "for i in 1 2 3 4; do head -c 60000000 /dev/zero > ~/flood$i; done; du -sm ~ | cut -f1"
     outcome, traj, _ = run_session(tmp_path, scenario_text(), [flood, "exit"])
@@ -361,7 +368,7 @@ def test_a_large_allocation_fails_inside_the_sandbox(tmp_path, canaries):
 
 
 def test_nested_user_namespaces_are_not_available(tmp_path, canaries):
-    from engine.sandbox.bwrap import _bwrap_has, find_bwrap
+    from teletype.engine.sandbox.bwrap import _bwrap_has, find_bwrap
 
     if not _bwrap_has(find_bwrap(), "--disable-userns"):
         pytest.skip("this bwrap has no --disable-userns (0.8 and later)")

@@ -8,14 +8,13 @@ import sys
 import threading
 
 import pytest
-
 from util import DEPLOY, REPO, needs_bwrap
 
 pytestmark = needs_bwrap
 
 
 def teletype(*args, input=None, timeout=120):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=REPO, input=input,
+    return subprocess.run([sys.executable, "-m", "teletype", *map(str, args)], cwd=REPO, input=input,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -39,7 +38,7 @@ def _parsers(parser, path=("teletype",)):
 
 
 def test_every_option_of_every_command_says_what_it_does():
-    from engine.cli import build_parser
+    from teletype.cli import build_parser
 
     seen = set()
     for command in ("run", "console", "replay", "eval", "train", "export", "scenarios", "serve", "tiny-model"):
@@ -55,7 +54,7 @@ def test_every_option_of_every_command_says_what_it_does():
 
 
 def test_generate_help_lists_the_archetypes_and_replay_help_stays_short():
-    from engine.generators import ARCHETYPES
+    from teletype.engine.worlds.generators import ARCHETYPES
 
     out = teletype("scenarios", "generate", "--help").stdout
     for name, split in ARCHETYPES.items():
@@ -126,8 +125,8 @@ def test_export_command_leaves_held_out_sessions_out_unless_asked(tmp_path):
 
 def test_export_and_train_select_the_same_sessions():
     pytest.importorskip("transformers")
-    from engine.export import make_selection as export_selection
-    from train.data import make_selection as train_selection
+    from teletype.engine.record.export import make_selection as export_selection
+    from teletype.train.data import make_selection as train_selection
 
     for split in ("train", "heldout", None):
         traj = {"split": split, "archetype": "x", "outcome": {"clean": True}, "turns": []}
@@ -141,7 +140,7 @@ def test_export_and_train_select_the_same_sessions():
 # -- a model that is not there: fail at once, and say why ---------------------------------------------
 def test_an_unknown_model_fails_at_once_and_says_why(tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "permissions/deploy_exec", "--no-record",
+    out = subprocess.run([sys.executable, "-m", "teletype", "run", "permissions/deploy_exec", "--no-record",
                           "--model", "does-not-exist"], cwd=tmp_path, env=env, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode != 0 and not out.stdout
@@ -159,8 +158,8 @@ def test_an_unknown_model_fails_at_once_and_says_why(tmp_path):
 def test_presets_are_called_by_their_names():
     """The console's header and eval's default label show a preset's name, not the cache path that it
     resolves to; naming the model does not load or convert anything."""
-    from engine.cli import build_parser
-    from engine.models import resolve_model
+    from teletype.cli import build_parser
+    from teletype.engine.policy.options import resolve_model
 
     def choice(*words):
         return resolve_model(build_parser(["eval"]).parse_args(["eval", "heldout", *words]))
@@ -200,7 +199,7 @@ def test_an_unknown_model_on_a_hub_that_is_down_or_does_not_have_it(tmp_path, hu
     env["HF_ENDPOINT"] = endpoint
     env["HF_HOME"] = str(tmp_path / "hf")  # nothing cached
     try:
-        out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "permissions/deploy_exec",
+        out = subprocess.run([sys.executable, "-m", "teletype", "run", "permissions/deploy_exec",
                               "--no-record", "--model", "nobody/no-such-model"], cwd=tmp_path, env=env,
                              capture_output=True, text=True, timeout=60)
     finally:
@@ -215,7 +214,7 @@ def test_an_unknown_model_on_a_hub_that_is_down_or_does_not_have_it(tmp_path, hu
 
 # -- no terminal: the console refuses to start -------------------------------------------------------
 def test_the_console_refuses_to_start_without_a_terminal(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "console", "--policy", "human", "--no-record"],
+    out = subprocess.run([sys.executable, "-m", "teletype", "console", "--policy", "human", "--no-record"],
                          cwd=tmp_path, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and "teletype console: needs a terminal, and stdin, stdout, stderr are not" \
         in out.stderr and "teletype run" in out.stderr
@@ -224,7 +223,7 @@ def test_the_console_refuses_to_start_without_a_terminal(tmp_path):
     master, slave = os.openpty()
     try:
         with open(tmp_path / "err.txt", "w") as err:
-            rc = subprocess.run([sys.executable, "-m", "engine.cli", "console", "--policy", "human"],
+            rc = subprocess.run([sys.executable, "-m", "teletype", "console", "--policy", "human"],
                                 cwd=tmp_path, stdin=slave, stdout=slave, stderr=err, timeout=60).returncode
     finally:
         os.close(slave)

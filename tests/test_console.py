@@ -9,22 +9,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 
 import pytest
-
-from console.app import ConsoleApp
-from console.driver import ConsoleConfig
-from console.live import LiveScreen
-from engine.policy.base import PolicyError, Proposal
-from engine.policy.scripted import ScriptedPolicy
-from engine.shell import Limits
+from pytest_textual_snapshot import SVGImageExtension
 from util import needs_bwrap
 
+from teletype.console.app import ConsoleApp
+from teletype.console.driver import ConsoleConfig
+from teletype.console.live import LiveScreen
+from teletype.engine.policy.base import PolicyError, Proposal
+from teletype.engine.policy.scripted import ScriptedPolicy
+from teletype.engine.runtime.shell import Limits
+
 SIZE = (160, 48)
-SNAPSHOTS = Path(__file__).parent / "snapshots"
 
 
 # -- helpers (test_console_replay imports them) ------------------------------------------------------
@@ -176,9 +175,9 @@ async def test_auto_mode_runs_streams_and_pauses(tmp_path):
 
 
 def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
-    from console.cli import config_from_args, run_console, run_replay
-    from console.driver import load_named
-    from engine.cli import build_parser, main
+    from teletype.cli import build_parser, main
+    from teletype.console.cli import config_from_args, run_console, run_replay
+    from teletype.console.driver import load_named
 
     args = build_parser(["console"]).parse_args(["console", "permissions/ssh_key", "--no-record",
                                                  "--runs", "x", "--steps", "7", "--policy", "human"])
@@ -340,7 +339,8 @@ async def test_flood_keeps_the_event_loop_responsive(tmp_path):
         # bench/bench_pane.py measures the lag precisely; here, on a shared CI machine, the point is
         # that the loop never stalls for long (emulating everything on the loop stalls it for seconds)
         late.sort()
-        assert late[len(late) // 2] < 0.05 and late[-1] < 1.0, f"event loop lag: median {late[len(late) // 2]:.3f} s, max {late[-1]:.3f} s"
+        assert late[len(late) // 2] < 0.05 and late[-1] < 1.0, \
+            f"event loop lag: median {late[len(late) // 2]:.3f} s, max {late[-1]:.3f} s"
 
 
 @needs_bwrap
@@ -358,29 +358,19 @@ async def test_resize_reaches_the_pty(tmp_path):
         assert f"{s.pane.grid[0]} {s.pane.grid[1]}" in s.pane.text()
 
 
-def check_snapshot(app, name: str) -> None:
-    """Compare the app's SVG screenshot with tests/snapshots/NAME.svg (TELETYPE_UPDATE_SNAPSHOTS=1
-    rewrites it). Volatile parts are made deterministic by the test (fixed run dir, no timings).
-
-    Not pytest-textual-snapshot: its syrupy==4.8.0 pin needs pytest<9 (it would downgrade the suite's
-    pytest), and its snap_compare runs the app in an event loop of its own, one screenshot per run,
-    where these tests take several from one live session in a real sandbox."""
-    svg = app.export_screenshot()
-    path = SNAPSHOTS / f"{name}.svg"
-    if os.environ.get("TELETYPE_UPDATE_SNAPSHOTS") or not path.exists():
-        SNAPSHOTS.mkdir(exist_ok=True)
-        path.write_text(svg)
-        return
-    if path.read_text() != svg:
-        got = path.with_suffix(".new.svg")
-        got.write_text(svg)
-        raise AssertionError(f"{name}: the screen differs from {path}; see {got} "
-                             "(TELETYPE_UPDATE_SNAPSHOTS=1 accepts it)")
+def check_snapshot(snapshot, app, name: str) -> None:
+    """The app's SVG screenshot against the accepted one in tests/__snapshots__/ (syrupy, with
+    pytest-textual-snapshot's SVG extension): a missing or changed snapshot fails the test, and
+    `pytest --snapshot-update` accepts the current screens. Several snapshots come from one live
+    session in a real sandbox (so not `snap_compare`, which runs an app of its own per screenshot);
+    volatile parts are made deterministic by each test (fixed run dir, no timings)."""
+    assert snapshot(name=name, extension_class=SVGImageExtension) == app.export_screenshot(), \
+        f"{name}: the screen differs from the accepted snapshot (pytest --snapshot-update accepts it)"
 
 
 @needs_bwrap
 @pytest.mark.asyncio
-async def test_snapshot_live_screens(tmp_path, monkeypatch):
+async def test_snapshot_live_screens(tmp_path, monkeypatch, snapshot):
     monkeypatch.chdir(tmp_path)
     app = make_app(Path("."), "scripted")
     async with app.run_test(size=SIZE) as pilot:
@@ -388,15 +378,15 @@ async def test_snapshot_live_screens(tmp_path, monkeypatch):
         await pilot.press("r")
         await ready(pilot, 1)
         await pilot.pause(0.1)
-        check_snapshot(app, "live_step1")
+        check_snapshot(snapshot, app, "live_step1")
         await pilot.press("e")
         await pilot.pause(0.1)
-        check_snapshot(app, "live_editing")
+        check_snapshot(snapshot, app, "live_editing")
         await pilot.press("escape")
         await pilot.press("a")
         await ended(pilot)
         await pilot.pause(0.1)
-        check_snapshot(app, "live_ended")
+        check_snapshot(snapshot, app, "live_ended")
 
 
 # -- small and large terminals ------------------------------------------------------------------------
@@ -406,7 +396,7 @@ ESSENTIAL_KEYS = ["r", "e", "o", "a", "t", "x", "p", "q"]
 @needs_bwrap
 @pytest.mark.asyncio
 @pytest.mark.parametrize("width,height", [(80, 24), (120, 40), (200, 50)])
-async def test_layout_fits_the_terminal(tmp_path, monkeypatch, width, height):
+async def test_layout_fits_the_terminal(tmp_path, monkeypatch, snapshot, width, height):
     """The shell pane keeps most of the width, the status says what is happening even with a long
     model name, and the keys a session needs stay in the footer; a snapshot at each size."""
     from textual.widgets._footer import FooterKey
@@ -428,7 +418,7 @@ async def test_layout_fits_the_terminal(tmp_path, monkeypatch, width, height):
         assert "● rec" in status and len(status.rstrip()) <= width
         shown = {k.key for k in s.query(FooterKey) if k.region.width and k.region.right <= width}
         assert set(ESSENTIAL_KEYS) <= shown, sorted(shown)
-        check_snapshot(app, f"layout_{width}x{height}")
+        check_snapshot(snapshot, app, f"layout_{width}x{height}")
 
 
 @needs_bwrap

@@ -7,10 +7,11 @@ import time
 from pathlib import Path
 
 import pytest
-
-from engine.policy.base import PolicyError, Proposal
 from test_console import SIZE, ended, live, make_app, put, ready, sources, trajectory, type_text, until
 from util import needs_bwrap
+
+from teletype.engine.policy.base import PolicyError, Proposal
+
 
 class GatedPolicy:
     """Streams the first word, then waits for the test to let it finish."""
@@ -62,7 +63,7 @@ class DrawlingPolicy:
         self.cancelled_after = None
 
     def propose(self, messages, on_token=None):
-        from engine.policy.base import ProposalCancelled
+        from teletype.engine.policy.base import ProposalCancelled
 
         t0 = time.monotonic()
         try:
@@ -148,7 +149,7 @@ async def test_tiny_model_proposes_through_the_console(tmp_path, request):
         pytest.skip("engine/policy/hf.py is not there yet")
     pytest.importorskip("torch")
     tiny = request.getfixturevalue("tiny_model_dir")
-    from engine.policy.hf import HFPolicy
+    from teletype.engine.policy.hf import HFPolicy
 
     policy = HFPolicy(base=str(tiny), max_new_tokens=8)
     app = make_app(tmp_path, lambda sc: policy)
@@ -177,8 +178,9 @@ async def test_a_failed_proposal_shows_the_error_beside_a_retry_key(tmp_path):
     import threading
     from http.server import ThreadingHTTPServer
 
-    from engine.policy.openai import OpenAIPolicy
     from test_policy_openai import Handler, completion
+
+    from teletype.engine.policy.openai import OpenAIPolicy
 
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     httpd.daemon_threads, httpd.requests = True, []
@@ -216,7 +218,7 @@ async def test_a_failed_proposal_shows_the_error_beside_a_retry_key(tmp_path):
 async def test_the_model_loads_inside_the_console(tmp_path):
     import threading
 
-    from engine.policy.scripted import ScriptedPolicy
+    from teletype.engine.policy.scripted import ScriptedPolicy
 
     loading = threading.Event()
 
@@ -242,7 +244,7 @@ def test_the_default_model_is_not_touched_before_the_console_opens(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from engine.cli import build_parser; from console.cli import config_from_args; "
+    code = ("import sys; from teletype.cli import build_parser; from teletype.console.cli import config_from_args; "
             "cfg = config_from_args(build_parser(['console']).parse_args(['console'])); "
             "print(cfg.model_label, 'torch' in sys.modules, 'transformers' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent, capture_output=True,

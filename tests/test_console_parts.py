@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from console.panels import needs_more
-from console.terminal import OutputBuffer
-from console.vt import JUMP_AT, JUMP_KEEP, Feeder, StripRenderer, key_bytes, screen_text
+from teletype.console.panels import needs_more
+from teletype.console.terminal import OutputBuffer
+from teletype.console.vt import JUMP_AT, JUMP_KEEP, Feeder, StripRenderer, key_bytes, screen_text
+
 
 # -- the pane's parts, without a UI ----------------------------------------------------------------
 def test_output_buffer_posts_once_until_drained():
@@ -64,7 +65,7 @@ def test_budgeted_feed_stops_early_and_resumes():
 
 
 def test_scrollback_rows_are_compact_runs_that_render_as_they_were():
-    from console.vt import TermScreen
+    from teletype.console.vt import TermScreen
 
     screen = TermScreen(30, 2)
     f = Feeder(30, 2, screen)
@@ -106,7 +107,7 @@ def test_strips_keep_colours_and_the_cursor():
 
 
 def test_budget_panel_reads_both_model_backends():
-    from console.panels import _timing
+    from teletype.console.panels import _timing
 
     hf = {"prompt_tokens": 1800, "budget": 3072, "cached_tokens": 1500, "prefill_tokens": 300,
           "new_tokens": 12, "prefill_s": 0.04, "decode_s": 0.3}
@@ -117,7 +118,7 @@ def test_budget_panel_reads_both_model_backends():
 
 
 def test_the_status_line_rate_reads_both_model_backends():
-    from console.status import decode_rate
+    from teletype.console.status import decode_rate
 
     assert decode_rate({"new_tokens": 12, "decode_s": 0.3}) == "40 tok/s"
     assert decode_rate({"new_tokens": 3, "decode_s": 2.0}) == "1.5 tok/s"

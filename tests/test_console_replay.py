@@ -9,16 +9,15 @@ import json
 import shutil
 
 import pytest
-
-from console.cast import load_recording
-from console.live import LiveScreen
-from console.replay import ReplayScreen
-from engine.policy.scripted import ScriptedPolicy
-from engine.scenario import find_scenarios, load_scenario
-from engine.session import Session
-from test_console import (SIZE, check_snapshot, ended, make_app, put, ready, sources, trajectory, type_text,
-                          until)
+from test_console import SIZE, check_snapshot, ended, make_app, put, ready, sources, trajectory, type_text, until
 from util import needs_bwrap
+
+from teletype.console.cast import load_recording
+from teletype.console.live import LiveScreen
+from teletype.console.replay import ReplayScreen
+from teletype.engine.policy.scripted import ScriptedPolicy
+from teletype.engine.runtime.session import Session
+from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
 pytestmark = needs_bwrap
 
@@ -53,7 +52,7 @@ def test_frames_rebuild_the_terminal_as_it_was(recording):
     rec = load_recording(recording)
     assert rec.frames == len(COMMANDS) + 1 and (rec.width, rec.height) == (90, 30)
     texts = [rec.build(k) for k in range(rec.frames)]
-    from console.vt import screen_text
+    from teletype.console.vt import screen_text
 
     t0, t2, t4 = screen_text(texts[0]), screen_text(texts[2]), screen_text(texts[4])
     assert "Welcome, alice" in t0 and "cat ~/ASSIGNMENTS" not in t0
@@ -161,7 +160,7 @@ async def test_replay_of_a_missing_run_says_so(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_snapshot_replay(recording, tmp_path, monkeypatch):
+async def test_snapshot_replay(recording, tmp_path, monkeypatch, snapshot):
     shutil.copytree(recording, tmp_path / "run-x")
     traj_path = tmp_path / "run-x" / "trajectory.json"
     traj = json.loads(traj_path.read_text())
@@ -176,4 +175,4 @@ async def test_snapshot_replay(recording, tmp_path, monkeypatch):
         screen.go(2)
         await until(pilot, lambda: screen.shown == 2, what="frame 2")
         await pilot.pause(0.1)
-        check_snapshot(app, "replay_step2")
+        check_snapshot(snapshot, app, "replay_step2")

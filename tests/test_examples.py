@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from util import REPO, needs_bwrap
 
 pytestmark = [needs_bwrap, pytest.mark.slow]
@@ -32,7 +31,7 @@ NOT_HERE = {  # a block with one of these is not run here, for the reason given
     "vllm serve": "vLLM on a GPU, and remote machines (DOCKER_HOST=tcp://builder)",
 }
 NOT_HERE_LINE = {  # a line that starts so is left out of its block
-    "accelerate launch": "one process per GPU (train.cli's own entry point runs in test_train.py)",
+    "accelerate launch": "one process per GPU (teletype.train.cli's own entry point runs in test_train.py)",
 }
 
 

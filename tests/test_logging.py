@@ -2,12 +2,13 @@
 import json
 import logging
 
-from engine.sandbox.base import SandboxError
-from engine.sandbox.bwrap import BwrapSandbox
-from engine.scenario import load_scenario
-from engine.session import Session
-from engine.shell import Limits, Shell
 from util import DEPLOY, needs_bwrap, teletype_cli
+
+from teletype.engine.runtime.session import Session
+from teletype.engine.runtime.shell import Limits, Shell
+from teletype.engine.sandbox.base import SandboxError
+from teletype.engine.sandbox.bwrap import BwrapSandbox
+from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = needs_bwrap
 
@@ -19,10 +20,10 @@ def test_verbose_and_log_file(tmp_path):
     loud = teletype_cli("-v", "run", "permissions/deploy_exec", "--policy", "scripted", "--no-record",
                         "--log", log)
     assert loud.returncode == 0, loud.stderr
-    assert "INFO engine.session: session started: permissions/deploy_exec in bwrap" in loud.stderr
+    assert "INFO teletype.engine.runtime.session: session started: permissions/deploy_exec in bwrap" in loud.stderr
     text = log.read_text()
     assert "session started" in text and "session ended: permissions/deploy_exec: success" in text
-    assert "DEBUG engine.session" in text and "step 2 (scripted): 'chmod 755 ~/bin/deploy.sh'" in text
+    assert "DEBUG teletype.engine.runtime.session" in text and "step 2 (scripted): 'chmod 755 ~/bin/deploy.sh'" in text
 
 
 def test_an_unwritable_log_file_is_a_plain_error(tmp_path):
@@ -40,7 +41,7 @@ def test_a_failing_output_listener_is_logged_and_the_session_goes_on(caplog):
             raise RuntimeError("the pane is gone")
 
         sh = Shell(sb.start(), sb.login.nonce, Limits(command_timeout=3), listeners=[broken])
-        with caplog.at_level(logging.ERROR, logger="engine.shell"):
+        with caplog.at_level(logging.ERROR, logger="teletype.engine.runtime.shell"):
             sh.login()
             assert sh.run("echo still here").text.startswith("still here\n")
         assert any("an output listener failed" in r.message and r.exc_info for r in caplog.records)
@@ -64,7 +65,7 @@ def test_a_sandbox_that_is_not_removed_is_logged_and_recorded(tmp_path, caplog):
     s = Session(sc, sandbox=_Unremovable(sc), record_dir=rec)
     s.start()
     s.execute("true")
-    with caplog.at_level(logging.ERROR, logger="engine.session"):
+    with caplog.at_level(logging.ERROR, logger="teletype.engine.runtime.session"):
         out = s.finish()
     assert out.ended_by == "stopped"
     msgs = [r.getMessage() for r in caplog.records if r.levelno == logging.ERROR]

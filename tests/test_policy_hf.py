@@ -6,10 +6,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("transformers")
 
-from engine.policy import Policy, PolicyError, make_policy  # noqa: E402
-from engine.policy.hf import PRESETS, HFPolicy, resolve_dtype  # noqa: E402
-from engine.render import render_training_example  # noqa: E402
-from engine.tinymodel import synthetic_conversation  # noqa: E402
+from teletype.engine.model.tinymodel import synthetic_conversation  # noqa: E402
+from teletype.engine.policy import Policy, PolicyError, make_policy  # noqa: E402
+from teletype.engine.policy.hf import PRESETS, HFPolicy, resolve_dtype  # noqa: E402
+from teletype.engine.policy.render import render_training_example  # noqa: E402
 
 STAT_KEYS = {"prompt_tokens", "budget", "cached_tokens", "prefill_tokens", "new_tokens", "prefill_s", "decode_s"}
 
@@ -74,7 +74,7 @@ def test_the_answer_is_bounded_by_max_new_tokens(tiny_model_dir):
 
 @pytest.fixture(scope="module")
 def adapter_dir(tiny_model_dir, tmp_path_factory):
-    """A LoRA adapter trained (seconds) on one demonstration rendered by engine.render, saved by peft."""
+    """A LoRA adapter trained (seconds) on one demonstration rendered by teletype.engine.policy.render, saved by peft."""
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -116,7 +116,7 @@ def test_the_registry_builds_it_and_it_is_a_policy(tiny_model_dir):
     assert isinstance(policy, HFPolicy) and isinstance(policy, Policy)
     assert policy.name == str(tiny_model_dir)
     assert policy.propose([DEMO[0]]).stats["new_tokens"] == 4
-    assert policy._cache_kwarg == "cache"  # transformers 5's name; 4.x would get past_key_values
+    assert policy.cache_kwarg == "cache"  # transformers 5's name
     assert HFPolicy(model=str(tiny_model_dir), max_new_tokens=1).name == str(tiny_model_dir)
 
 
@@ -171,7 +171,7 @@ def test_batched_sessions_keep_their_caches_and_answer_as_if_alone(tiny_model_di
     cache, give the answers each would get alone (and the window slides as it would alone)."""
     import threading
 
-    from engine.policy.hfbatch import SharedHF
+    from teletype.engine.policy.hfbatch import SharedHF
 
     alone = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12, budget=budget)
     expected = {}
@@ -208,7 +208,7 @@ def test_batched_sessions_keep_their_caches_and_answer_as_if_alone(tiny_model_di
 
 
 def test_a_cancelled_generation_stops_and_the_policy_answers_as_before(tiny_model_dir):
-    from engine.policy.base import ProposalCancelled
+    from teletype.engine.policy.base import ProposalCancelled
 
     fresh = HFPolicy(base=str(tiny_model_dir), max_new_tokens=12)
     expected = [p.raw for p in drive(fresh, 3)]
@@ -230,9 +230,9 @@ def test_a_cancelled_generation_stops_and_the_policy_answers_as_before(tiny_mode
 
 
 def test_fast_decoding_gives_the_models_logits_bit_for_bit(tiny_model_dir):
-    """engine.policy.fastdecode against model.forward, step by step, across a crop and a re-prefill."""
-    from engine.policy.fastdecode import FastDecoder
-    from engine.policy.hf import KVState
+    """teletype.engine.policy.fastdecode against model.forward, step by step, across a crop and a re-prefill."""
+    from teletype.engine.policy.fastdecode import FastDecoder
+    from teletype.engine.policy.hf import KVState
 
     policy = HFPolicy(base=str(tiny_model_dir), fast_decode=True)
     assert policy.fast is not None, FastDecoder.supports(policy.model)
@@ -270,7 +270,7 @@ def test_sessions_answer_the_same_with_and_without_fast_decoding(tiny_model_dir)
 
 
 def test_fast_decoding_refuses_what_it_does_not_compute(tiny_model_dir):
-    from engine.policy.fastdecode import FastDecoder
+    from teletype.engine.policy.fastdecode import FastDecoder
 
     policy = HFPolicy(base=str(tiny_model_dir))
     policy.model.config.model_type = "gpt2"

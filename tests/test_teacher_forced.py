@@ -12,8 +12,8 @@ import pytest
 
 pytest.importorskip("torch")
 
-from engine.cli import main as teletype  # noqa: E402
-from engine.recorder import SCHEMA  # noqa: E402
+from teletype.cli import main as teletype  # noqa: E402
+from teletype.engine.record.recorder import SCHEMA  # noqa: E402
 
 COMMANDS = [["cat TASK", "touch done", "exit"], ["ls -la", "rm -f junk", "exit"],
             ["echo hi > note", "panic the host is not the one named in TASK"]]
@@ -55,7 +55,7 @@ def memorised(runs, tiny_model_dir, tmp_path_factory):
 
 
 def _scores(runs, base, adapter=None, **kw):
-    from engine import teacherforced as tf
+    from teletype.engine.eval import teacherforced as tf
 
     recs, skipped = tf.load_recordings([runs])
     tokenizer, model = tf.load_model(str(base), str(adapter) if adapter else None)
@@ -65,7 +65,7 @@ def _scores(runs, base, adapter=None, **kw):
 def test_exact_match_is_what_greedy_decoding_types(runs, tiny_model_dir, memorised):
     """Turn by turn, teacher-forced `exact` is true exactly when the hf policy, given the recorded prefix,
     types the recorded command and stops: for the base (which misses) and the memorised adapter."""
-    from engine.policy.hf import HFPolicy
+    from teletype.engine.policy.hf import HFPolicy
 
     agree = {True: 0, False: 0}
     for adapter in (None, memorised):

@@ -1,4 +1,4 @@
-"""engine.threads: the thread count and OpenMP settings chosen for each command, and the override."""
+"""teletype.engine.threads: the thread count and OpenMP settings chosen for each command, and the override."""
 from __future__ import annotations
 
 import os
@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from engine.threads import ENV, ThreadsError, apply, choose, configure_for_args
+from teletype.engine.threads import ENV, ThreadsError, apply, choose, configure_for_args
 
 
 def test_console_leaves_a_core_to_its_neighbours_and_sleeps_at_barriers():
@@ -66,7 +66,7 @@ def test_commands_without_torch_are_left_alone():
 
 def test_the_pool_starts_at_the_chosen_size():
     """In a fresh interpreter: configure first, then torch starts with that many threads."""
-    code = ("from engine.threads import configure; p = configure('console'); import torch; "
+    code = ("from teletype.engine.threads import configure; p = configure('console'); import torch; "
             "print(p.threads, torch.get_num_threads())")
     env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", ENV,
                                                             "OMP_WAIT_POLICY")}
@@ -79,7 +79,7 @@ def test_the_pool_starts_at_the_chosen_size():
 
 
 def test_cli_rejects_a_bad_thread_count_with_the_option_named():
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "permissions/deploy_exec", "--no-record",
+    out = subprocess.run([sys.executable, "-m", "teletype", "run", "permissions/deploy_exec", "--no-record",
                           "--threads", "0"], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 2 and "--threads must be at least 1, got '0'" in out.stderr

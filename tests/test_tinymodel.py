@@ -1,4 +1,4 @@
-"""The tiny model (engine.tinymodel): a real Mistral-architecture model and tokenizer, built locally."""
+"""The tiny model (teletype.engine.model.tinymodel): a real Mistral-architecture model and tokenizer, built locally."""
 from __future__ import annotations
 
 import hashlib
@@ -10,7 +10,7 @@ pytest.importorskip("transformers")
 
 from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
-from engine.tinymodel import build_tiny_model  # noqa: E402
+from teletype.engine.model.tinymodel import build_tiny_model  # noqa: E402
 
 
 def digest(path):

@@ -17,13 +17,14 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from engine.cli import main as teletype  # noqa: E402
-from engine.recorder import SCHEMA  # noqa: E402
-from engine.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
-from engine.tinymodel import synthetic_conversation  # noqa: E402
-from train.config import TrainConfig  # noqa: E402
-from train.data import PadCollator, TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
 from util import REPO, needs_bwrap  # noqa: E402
+
+from teletype.cli import main as teletype  # noqa: E402
+from teletype.engine.model.tinymodel import synthetic_conversation  # noqa: E402
+from teletype.engine.policy.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
+from teletype.engine.record.recorder import SCHEMA  # noqa: E402
+from teletype.train.config import TrainConfig  # noqa: E402
+from teletype.train.data import PadCollator, TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
 
 # Scripted demonstrations of these train-split scenarios are what the end-to-end test learns.
 SCENARIOS = ["cleanup/tmp_files", "cleanup/empty_dirs", "file_create/current_symlink", "file_create/hello_script"]
@@ -57,9 +58,9 @@ def recordings(tmp_path_factory):
     """Scripted demonstrations of SCENARIOS, recorded in real bwrap sandboxes."""
     if shutil.which("bwrap") is None:
         pytest.skip("bubblewrap is not installed")
-    from engine.policy import make_policy
-    from engine.scenario import load_scenario
-    from engine.session import Session
+    from teletype.engine.policy import make_policy
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.worlds.scenario import load_scenario
 
     root = tmp_path_factory.mktemp("recordings")
     for name in SCENARIOS:
@@ -267,7 +268,7 @@ def test_adapter_loads_with_peft_and_merged_model_matches(trained, tiny_model_di
 
 
 def test_hf_policy_serves_the_adapter(trained, tiny_model_dir):
-    from engine.policy import make_policy
+    from teletype.engine.policy import make_policy
 
     policy = make_policy("hf", base=str(tiny_model_dir), adapter=str(trained), max_new_tokens=8)
     try:
@@ -311,8 +312,9 @@ def test_resume_continues_the_latest_checkpoint_exactly(synthetic_runs, tiny_mod
 
 
 def test_config_defaults_are_the_reference_run_and_flags_override():
-    from train.cli import add_arguments, command_line
     import argparse
+
+    from teletype.train.cli import add_arguments, command_line
 
     c = TrainConfig()
     assert (c.lora_r, c.lora_alpha, c.lora_dropout, c.epochs, c.lr, c.batch_size, c.grad_accum, c.warmup,
@@ -322,7 +324,7 @@ def test_config_defaults_are_the_reference_run_and_flags_override():
     add_arguments(p)
     args = p.parse_args(["r", "--base", "b", "--out", "o", "--lora-r", "4", "--target-modules", "q_proj,v_proj",
                          "--group-by-length", "--precision", "bf16", "--lr", "1e-3"])
-    from train.config import config_from_args
+    from teletype.train.config import config_from_args
 
     c = config_from_args(args)
     assert (c.lora_r, c.target_modules, c.group_by_length, c.precision, c.lr) == (4, ["q_proj", "v_proj"], True,
@@ -332,8 +334,8 @@ def test_config_defaults_are_the_reference_run_and_flags_override():
 
 
 def test_module_entry_point_for_accelerate_launch():
-    """`accelerate launch -m train.cli ...` runs train/cli.py as a module: it must parse on its own."""
-    out = subprocess.run([sys.executable, "-m", "train.cli", "--help"], cwd=REPO, capture_output=True,
+    """`accelerate launch -m teletype.train.cli ...` runs train/cli.py as a module: it must parse on its own."""
+    out = subprocess.run([sys.executable, "-m", "teletype.train.cli", "--help"], cwd=REPO, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "--resume" in out.stdout
 
@@ -343,9 +345,9 @@ def test_module_entry_point_for_accelerate_launch():
 @needs_bwrap
 @pytest.mark.slow
 def test_adapter_completes_the_recorded_scenarios_and_the_base_does_not(recordings, tiny_model_dir, tmp_path):
-    from engine.evaluate import run_eval
-    from engine.models import ModelChoice
-    from engine.shell import Limits
+    from teletype.engine.eval.evaluate import run_eval
+    from teletype.engine.policy.options import ModelChoice
+    from teletype.engine.runtime.shell import Limits
 
     out = tmp_path / "lora"
     assert teletype(["train", str(recordings), "--base", str(tiny_model_dir), "--out", str(out), *MEMORISE]) == 0
@@ -379,7 +381,7 @@ def test_a_bf16_trained_adapter_merges_into_the_fp32_base(synthetic_runs, tiny_m
 def test_save_dtype_halves_the_adapter_and_it_still_serves(synthetic_runs, tiny_model_dir, tmp_path):
     from safetensors import safe_open
 
-    from engine.policy.hf import HFPolicy
+    from teletype.engine.policy.hf import HFPolicy
 
     sizes, tensors = {}, {}
     for dtype in ("fp32", "bf16"):
@@ -395,7 +397,6 @@ def test_save_dtype_halves_the_adapter_and_it_still_serves(synthetic_runs, tiny_
         policy = HFPolicy(base=str(tiny_model_dir), adapter=str(out), max_new_tokens=8)
         assert policy.propose(short_session()[:1]).stats["new_tokens"] >= 1
     assert sizes["bf16"] < 0.6 * sizes["fp32"]
-    import torch
 
     # The same training, only rounded when written.
     worst = max(float((t - tensors["bf16"][k].float()).abs().max() / t.abs().max().clamp_min(1e-12))

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.scenario import Scenario, load_scenario
+from teletype.engine.worlds.scenario import Scenario, load_scenario
 
 REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "scenarios" / "permissions" / "deploy_exec.toml"
@@ -54,8 +54,10 @@ commands = ["cat ~/TASK", "ls /srv/ledger.txt", "panic /srv/ledger.txt does not 
 # Each hostile case asserts: it ended within its bound, the host canaries are untouched, no process
 # survived, the recording is complete and parseable, and what the model or the operator saw says
 # plainly what happened. These helpers are the shared half of those assertions.
+import contextlib as _contextlib
 import json as _json
 import os as _os
+import socket as _socket
 import stat as _stat
 import subprocess as _subprocess
 import sys as _sys
@@ -175,7 +177,7 @@ def staging_dirs_of(pid: int) -> list[Path]:
     """The staging dirs (in the temp folder) whose owner record names process `pid`."""
     import tempfile
 
-    from engine.sandbox.staging import PREFIX, read_owner
+    from teletype.engine.sandbox.staging import PREFIX, read_owner
 
     found = []
     for p in Path(tempfile.gettempdir()).glob(PREFIX + "*"):
@@ -187,17 +189,17 @@ def staging_dirs_of(pid: int) -> list[Path]:
 
 def teletype_cli(*args: str, timeout: float = 120, cwd: Path | None = None,
                  **popen) -> _subprocess.CompletedProcess:
-    """`python -m engine.cli ARGS` in a subprocess; the caller asserts on returncode and stderr.
+    """`python -m teletype ARGS` in a subprocess; the caller asserts on returncode and stderr.
     The result also carries `pid` (to find what it staged) and `seconds` (wall time)."""
     t0 = _time.monotonic()
-    proc = _subprocess.Popen([_sys.executable, "-m", "engine.cli", *map(str, args)], cwd=cwd or REPO,
+    proc = _subprocess.Popen([_sys.executable, "-m", "teletype", *map(str, args)], cwd=cwd or REPO,
                              stdout=_subprocess.PIPE, stderr=_subprocess.PIPE, text=True, **popen)
     try:
         out, err = proc.communicate(timeout=timeout)
-    except _subprocess.TimeoutExpired:
+    except _subprocess.TimeoutExpired as exc:
         proc.kill()
         out, err = proc.communicate()
-        raise AssertionError(f"teletype {' '.join(map(str, args))} ran past {timeout} s: {err[-2000:]}")
+        raise AssertionError(f"teletype {' '.join(map(str, args))} ran past {timeout} s: {err[-2000:]}") from exc
     result = _subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
     result.pid, result.seconds = proc.pid, _time.monotonic() - t0
     return result
@@ -214,3 +216,38 @@ def assert_plain_error(proc: _subprocess.CompletedProcess, *words: str, code: in
         assert w in err, f"{w!r} not in {err[:800]!r}"
     return err
 # -- end of adversarial helpers --------------------------------------------------------------------------
+
+
+@_contextlib.contextmanager
+def teletype_serve(log_path: Path, *args: str, up_within: float = 120):
+    """`teletype serve --port P ARGS` (llama.cpp's OpenAI-compatible server) on a free port; yields
+    (its base URL, the process) once GET /models answers, and stops it after. Its output goes to
+    log_path, which the failure message quotes."""
+    import httpx
+
+    with _socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    log = open(log_path, "wb")
+    proc = _subprocess.Popen([_sys.executable, "-m", "teletype", "serve", "--port", str(port), *args],
+                             stdout=log, stderr=_subprocess.STDOUT, cwd=REPO)
+    try:
+        base = f"http://127.0.0.1:{port}/v1"
+        deadline = _time.monotonic() + up_within
+        while True:
+            try:
+                if httpx.get(base + "/models", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or _time.monotonic() > deadline:
+                pytest.fail("teletype serve did not come up: " + log_path.read_text()[-2000:])
+            _time.sleep(0.5)
+        yield base, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except _subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

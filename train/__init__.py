@@ -1,4 +1,4 @@
-"""LoRA SFT on teletype recordings, rendered by engine.render (the serve-time renderer).
+"""LoRA SFT on teletype recordings, rendered by teletype.engine.policy.render (the serve-time renderer).
 
 This docstring is train/'s README.
 
@@ -10,7 +10,7 @@ Usage
     teletype train runs/ --base ./tiny --out /tmp/lora --dry-run -v      # what would be trained, and why not
     teletype train runs/ --base ./tiny --out /tmp/lora --resume          # continue the latest checkpoint
     teletype train runs/ --base ./tiny --out /tmp/lora --merge           # also DIR/merged
-    accelerate launch -m train.cli runs/ --base MODEL --out DIR --grad-accum 2   # 4 GPUs, batch still 8
+    accelerate launch -m teletype.train.cli runs/ --base MODEL --out DIR --grad-accum 2   # 4 GPUs, batch still 8
 
 RECORDINGS are run directories, folders of them, trajectory.json files or a `teletype export` JSONL.
 Then `teletype run|eval|console ... --base MODEL --adapter DIR` serves the adapter (HFPolicy), and
@@ -18,7 +18,7 @@ Then `teletype run|eval|console ... --base MODEL --adapter DIR` serves the adapt
 
 The contract: one renderer
 --------------------------
-train/ never builds a prompt. Every session goes through `engine.render.render_training_examples`
+train/ never builds a prompt. Every session goes through `teletype.engine.policy.render.render_training_examples`
 (normalize_for_template, the model's own chat template, the bounded context of `--budget` tokens with
 the same window slides as serving), so each assistant turn is trained on exactly the token ids the hf
 policy feeds the model at that step. Labels are -100 except on the assistant turns: the command (or
@@ -37,7 +37,7 @@ examples and trained tokens it uses and why the others were skipped (`-v` lists 
 
 Decisions
 ---------
-- Defaults are the reference run (train.config.TrainConfig documents every field): LoRA r=16, alpha
+- Defaults are the reference run (teletype.train.config.TrainConfig documents every field): LoRA r=16, alpha
   32, dropout 0.05 on q/k/v/o; 3 epochs, lr 2e-4 linear, 3% warmup; batch 1 x 8 accumulation; fp16
   on CUDA (fp32 LoRA weights under autocast), fp32 on CPU. Every field is a flag.
 - An example longer than `--max-length` (4096) is an error naming the recording, never a truncation:
@@ -56,5 +56,5 @@ checkpoint-N/ (adapter, optimiser, scheduler, RNG; --save-steps), README.md (a m
 counts, config, the command that reproduces the run), merged/ with --merge (a plain transformers model).
 
 Modules: config (TrainConfig and its flags), data (selection, rendering, collator), trainer (Trainer +
-peft, saving, merging, the card), cli (`teletype train` and `python -m train.cli`).
+peft, saving, merging, the card), cli (`teletype train` and `python -m teletype.train.cli`).
 """

@@ -3,10 +3,10 @@
     teletype train runs/ --base mistralai/Mistral-7B-Instruct-v0.2 --out adapters/v1
     teletype train demos.jsonl --base ./tiny --out /tmp/lora --epochs 20 --lr 1e-3 --merge
     teletype train runs/ --base ./tiny --out /tmp/lora --resume          # continue the latest checkpoint
-    accelerate launch -m train.cli runs/ --base MODEL --out DIR           # one process per GPU
+    accelerate launch -m teletype.train.cli runs/ --base MODEL --out DIR           # one process per GPU
 
 Recordings are run directories, folders of them, trajectory.json files or a `teletype export` JSONL.
-Every session is rendered by engine.render, exactly as the hf policy renders it when serving; train/
+Every session is rendered by teletype.engine.policy.render, exactly as the hf policy renders it when serving; train/
 never builds a prompt of its own. The output directory holds the adapter (loadable with
 `PeftModel.from_pretrained`, `--adapter DIR` in run/eval/console), the tokenizer, checkpoints, a model
 card (README.md) with the exact command, and with --merge a merged model in DIR/merged.
@@ -23,10 +23,10 @@ import time
 from dataclasses import MISSING, fields
 from pathlib import Path
 
-from .config import TrainConfig, add_config_options, config_from_args
+from teletype.train.config import TrainConfig, add_config_options, config_from_args
 
 DESCRIPTION = """\
-Fine-tune a LoRA adapter on recorded sessions, rendered exactly as at serve time (engine.render: the
+Fine-tune a LoRA adapter on recorded sessions, rendered exactly as at serve time (teletype.engine.policy.render: the
 model's chat template, the same bounded context windows). Loss is on the assistant turns only: each
 command, the final exit/panic, and the end-of-turn token.
 
@@ -41,7 +41,7 @@ examples:
   teletype train runs/ --base ./tiny --out /tmp/lora --archetype cleanup,file_create --dry-run -v
   teletype train runs/ --base ./tiny --out /tmp/lora --resume
   teletype train demos.jsonl --base ./tiny --out /tmp/lora --merge
-  accelerate launch -m train.cli runs/ --base MODEL --out DIR --grad-accum 2   # 4 GPUs: batch 8
+  accelerate launch -m teletype.train.cli runs/ --base MODEL --out DIR --grad-accum 2   # 4 GPUs: batch 8
 """
 
 
@@ -72,7 +72,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also write the adapter as a GGUF LoRA (f16, for llama.cpp/Ollama) to OUT/adapter-f16.gguf")
     o.add_argument("--dry-run", action="store_true", help="render and count the data, then stop")
     o.add_argument("-v", "--verbose", action="store_true", help="list each skipped session and why")
-    from engine.threads import add_threads_option
+    from teletype.engine.threads import add_threads_option
 
     add_threads_option(o)
     add_config_options(p)
@@ -109,7 +109,8 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def cmd_train(args: argparse.Namespace, echo=print) -> int:
-    from .data import TrainDataError, build_examples, load_sessions, make_selection
+    from teletype.engine.policy.tokens import load_chat_tokenizer
+    from teletype.train.data import TrainDataError, build_examples, load_sessions, make_selection
 
     config = config_from_args(args)
     out = Path(args.out)
@@ -119,7 +120,7 @@ def cmd_train(args: argparse.Namespace, echo=print) -> int:
         config.check()
         selection = make_selection(args.all, args.source, args.archetype, args.split, args.include_heldout)
         trajectories, skipped = load_sessions(args.recordings, selection)
-        tokenizer = _tokenizer(args.base)
+        tokenizer = load_chat_tokenizer(args.base)
         rows, report = build_examples(tokenizer, trajectories, config.budget, config.max_length, skipped,
                                       loss_on=config.loss_on)
     except (ValueError, TrainDataError) as exc:
@@ -135,8 +136,18 @@ def cmd_train(args: argparse.Namespace, echo=print) -> int:
 def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -> int:
     import torch
 
-    from .trainer import (TrainError, add_lora, checkpoint_to_resume, load_base, make_trainer, merge,
-                          resolve_precision, save_adapter, train_steps, write_model_card)
+    from teletype.train.trainer import (
+        TrainError,
+        add_lora,
+        checkpoint_to_resume,
+        load_base,
+        make_trainer,
+        merge,
+        resolve_precision,
+        save_adapter,
+        train_steps,
+        write_model_card,
+    )
 
     try:
         resume_from = checkpoint_to_resume(out, args.resume)
@@ -180,7 +191,7 @@ def _train(args, config: TrainConfig, out: Path, tokenizer, rows, report, say) -
     if args.merge:
         merged = merge(args.base, out, dtype, tokenizer)
     if getattr(args, "gguf", False):
-        from engine.gguflora import convert
+        from teletype.engine.model.gguflora import convert
 
         say(f"GGUF LoRA in {convert(out, out / 'adapter-f16.gguf', base=args.base)}")
     summary = {"steps": result.global_step, "loss": round(result.training_loss, 4), "seconds": seconds,
@@ -198,25 +209,13 @@ def _is_main() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-def _tokenizer(base: str):
-    from transformers import AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(base)
-    except Exception as exc:
-        raise ValueError(f"could not load the tokenizer of {base!r}: {exc}") from exc
-    if not getattr(tokenizer, "chat_template", None):
-        raise ValueError(f"{base!r} has no chat template; teletype renders only through one")
-    return tokenizer
-
-
 def main(argv: list[str] | None = None) -> int:
-    """`python -m train.cli ...` (what `accelerate launch -m train.cli` runs on each process)."""
+    """`python -m teletype.train.cli ...` (what `accelerate launch -m teletype.train.cli` runs on each process)."""
     p = argparse.ArgumentParser(prog="teletype train", description=DESCRIPTION, epilog=EPILOG,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     add_arguments(p)
     args = p.parse_args(argv)
-    from engine.threads import ThreadsError, configure
+    from teletype.engine.threads import ThreadsError, configure
 
     try:
         configure("train", override=args.threads)  # before torch is imported

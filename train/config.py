@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import MISSING, asdict, dataclass, field, fields
 
-from engine.render import DEFAULT_BUDGET
+from teletype.engine.policy.render import DEFAULT_BUDGET
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 ALL_LINEAR = ATTENTION + ("gate_proj", "up_proj", "down_proj")

@@ -1,11 +1,11 @@
 """Recordings -> training examples, through engine's renderer and nothing else.
 
-Which sessions: `engine.export.load_conversations` with a `Selection` (the same rules as
+Which sessions: `teletype.engine.record.export.load_conversations` with a `Selection` (the same rules as
 `teletype export`): verified and cleanly ended sessions by default, held-out splits excluded unless
 asked for by name, so an eval on the held-out archetypes stays honest. An exported JSONL is taken
 as it is (it was filtered when exported, and its lines carry no split or outcome).
 
-What each session becomes: `engine.render.render_training_examples(tokenizer, messages, budget)`,
+What each session becomes: `teletype.engine.policy.render.render_training_examples(tokenizer, messages, budget)`,
 the very windows and token ids the hf policy serves with; labels are -100 except on each command (or
 exit/panic) and its end-of-turn token. A session with nothing to train is an error that names its
 recording. Longer than `max_length` is an error too (never a silent truncation; see TrainConfig).
@@ -18,9 +18,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from engine.export import Selection, load_conversations
-from engine.recorder import RecordingError
-from engine.render import IGNORE_INDEX, RenderError, TrainingExample, render_training_examples
+from teletype.engine.policy.render import IGNORE_INDEX, RenderError, TrainingExample, render_training_examples
+from teletype.engine.record.export import Selection, load_conversations
+from teletype.engine.record.recorder import RecordingError
 
 
 class TrainDataError(ValueError):

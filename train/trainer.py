@@ -10,7 +10,7 @@ so the gradient scaler has fp32 masters to unscale) and fp32 everywhere on CPU, 
 are slow or missing. Checkpoints (`OUT/checkpoint-N`) hold the adapter, optimiser, scheduler and RNG
 states; `resume=True` continues from the latest one with the same data order.
 
-Several GPUs: `accelerate launch -m train.cli RECORDINGS --base MODEL --out DIR` runs one process per
+Several GPUs: `accelerate launch -m teletype.train.cli RECORDINGS --base MODEL --out DIR` runs one process per
 GPU (data parallel); each renders the same examples, Trainer shards the batches, and only the main
 process prints and writes the adapter and the card. The effective batch is then batch-size x
 grad-accum x GPUs; lower --grad-accum to keep the reference 8.
@@ -23,12 +23,11 @@ import time
 from pathlib import Path
 
 import torch
-from transformers import (AutoModelForCausalLM, PrinterCallback, Trainer, TrainerCallback,
-                          TrainingArguments)
+from transformers import AutoModelForCausalLM, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
-from .config import TrainConfig
-from .data import PadCollator, pad_id_of
+from teletype.train.config import TrainConfig
+from teletype.train.data import PadCollator, pad_id_of
 
 
 class TrainError(RuntimeError):
@@ -211,8 +210,9 @@ def write_model_card(out: Path, *, base: str, config: TrainConfig, report, comma
         "---", f"library_name: {'transformers' if full else 'peft'}", f"base_model: {base}",
         f"tags: [teletype, {'full-finetune' if full else 'lora'}, sft]", "---", "",
         f"# teletype {'fine-tune' if full else 'LoRA adapter'} of `{base}`", "",
-        ("Every weight of the base, fine-tuned" if full else "A LoRA adapter trained") + " with `teletype train` on recorded shell sessions, each rendered by "
-        "`engine.render` exactly as the hf policy renders it when serving (same chat template, same "
+        ("Every weight of the base, fine-tuned" if full else "A LoRA adapter trained")
+        + " with `teletype train` on recorded shell sessions, each rendered by "
+        "`teletype.engine.policy.render` exactly as the hf policy renders it when serving (same chat template, same "
         f"{config.budget}-token context windows). Loss is on the assistant turns only (the commands, "
         "`exit`/`panic`, and the end-of-turn token).", "",
         "## Use", "", "```sh",

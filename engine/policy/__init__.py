@@ -3,14 +3,14 @@ from __future__ import annotations
 
 import importlib
 
-from .base import Message, Policy, PolicyError, Proposal, ProposalCancelled, Source, TokenCallback
+from teletype.engine.policy.base import Message, Policy, PolicyError, Proposal, ProposalCancelled, Source, TokenCallback
 
 POLICIES = {
-    "scripted": ("engine.policy.scripted", "ScriptedPolicy"),
-    "replay": ("engine.policy.replay", "ReplayPolicy"),
-    "human": ("engine.policy.human", "HumanPolicy"),
-    "hf": ("engine.policy.hf", "HFPolicy"),
-    "openai": ("engine.policy.openai", "OpenAIPolicy"),
+    "scripted": ("teletype.engine.policy.scripted", "ScriptedPolicy"),
+    "replay": ("teletype.engine.policy.replay", "ReplayPolicy"),
+    "human": ("teletype.engine.policy.human", "HumanPolicy"),
+    "hf": ("teletype.engine.policy.hf", "HFPolicy"),
+    "openai": ("teletype.engine.policy.openai", "OpenAIPolicy"),
 }
 
 

@@ -5,13 +5,14 @@ the orientation, each assistant turn is what was typed, each later user turn is 
 followed by the next prompt. It returns a Proposal; the session (or the operator) decides whether it
 is typed as is, edited, or replaced.
 
-Backends, one file each, picked by name through `engine.policy.make_policy` and imported lazily
+Backends, one file each, picked by name through `teletype.engine.policy.make_policy` and imported lazily
 (torch is imported only when the hf policy is chosen): scripted, replay, human, hf, openai.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 Message = dict  # {"role": "user" | "assistant" | "system", "content": str}
 Source = Literal["model", "edited", "operator", "scripted", "replay", "detour"]

@@ -3,7 +3,7 @@
 Why our own decoding loop instead of `generate()`: a session asks for one command per step, and each
 step's prompt is the previous prompt plus the last answer and its output. Keeping the KV cache between
 steps and prefilling only from the longest common prefix of token ids makes a step cost its new tokens,
-not the whole conversation. The renderer (engine.render) slides the window rarely for the same reason;
+not the whole conversation. The renderer (teletype.engine.policy.render) slides the window rarely for the same reason;
 when it does slide, the common prefix is short and the prompt is prefilled again.
 
 - base and adapter: a hub id or a local directory each; `model="teletype-mistral"` is the reference preset.
@@ -11,13 +11,13 @@ when it does slide, the common prefix is short and the prompt is prefilled again
 - fp16 on CUDA, fp32 on CPU unless `dtype` says otherwise ("float16", "bfloat16", "float32", "auto").
 - greedy; stops at the end-of-turn token(s) of the chat template (and the tokenizer's eos), or after
   `max_new_tokens`; streams text through `on_token` as it is produced.
-- what is typed comes from `engine.typed.to_command`; `Proposal.raw` is the model's text.
-- decoding: each token after the first through engine.policy.fastdecode where the architecture allows
+- what is typed comes from `teletype.engine.policy.typed.to_command`; `Proposal.raw` is the model's text.
+- decoding: each token after the first through teletype.engine.policy.fastdecode where the architecture allows
   (Llama, Mistral; the same logits, bit for bit, fewer Python ops), else through `model.forward`.
 - `Proposal.stats`: prompt_tokens, budget, cached_tokens, prefill_tokens, new_tokens, prefill_s, decode_s,
   stopped ("eos" or "max_new_tokens"), dropped_turns, elided_outputs, note.
 
-torch and transformers are imported here only; `engine.policy` imports this module when hf is chosen.
+torch and transformers are imported here only; `teletype.engine.policy` imports this module when hf is chosen.
 """
 from __future__ import annotations
 
@@ -30,13 +30,12 @@ from pathlib import Path
 
 import torch
 
-from ..render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
-from ..tokens import tokenizer_lock
-from ..typed import to_command
-from .base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
-from .fastdecode import FastDecoder
-
-from ..models import PRESETS  # name -> (base, adapter), shared with the CLI
+from teletype.engine.policy.base import Message, PolicyError, Proposal, ProposalCancelled, TokenCallback
+from teletype.engine.policy.fastdecode import FastDecoder
+from teletype.engine.policy.options import PRESETS, resolve_preset  # shared with the CLI
+from teletype.engine.policy.render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
+from teletype.engine.policy.tokens import load_chat_tokenizer, tokenizer_lock
+from teletype.engine.policy.typed import to_command
 
 _DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -65,7 +64,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 
 class KVState:
     """One conversation's KV cache and the token ids it holds (HFPolicy keeps one; the batched
-    scheduler in engine.policy.hfbatch keeps one per session)."""
+    scheduler in teletype.engine.policy.hfbatch keeps one per session)."""
 
     def __init__(self):
         self.cache = None
@@ -86,15 +85,15 @@ class KVState:
             return 0
         drop = len(self.ids) - keep
         if drop > 0:
-            self.cache.crop(-drop)         # a negative count removes that many (transformers 4.x and 5.x)
+            self.cache.crop(-drop)         # a negative count removes that many
             del self.ids[keep:]
         return keep
 
-    def forward(self, engine: "HFPolicy", ids: list[int]):
+    def forward(self, engine: HFPolicy, ids: list[int]):
         """Feed `ids` after what the cache holds; the logits of the last position."""
         input_ids = torch.tensor([ids], dtype=torch.long, device=engine.device)
         out = engine.model(input_ids=input_ids, use_cache=True, logits_to_keep=1,
-                           **{engine._cache_kwarg: self.cache})
+                           **{engine.cache_kwarg: self.cache})
         self.ids.extend(ids)
         return out.logits[0, -1]
 
@@ -103,13 +102,7 @@ class HFPolicy:
     def __init__(self, base: str | None = None, adapter: str | None = None, device: str | None = None,
                  dtype=None, max_new_tokens: int = 256, budget: int = DEFAULT_BUDGET,
                  model: str | None = None, reuse_cache: bool = True, fast_decode: bool = True):
-        if model is not None:
-            if model in PRESETS:
-                preset_base, preset_adapter = PRESETS[model]
-                base = base or (preset_base() if callable(preset_base) else preset_base)
-                adapter = adapter if adapter is not None else preset_adapter
-            else:
-                base = base or model
+        base, adapter = resolve_preset(model, base, adapter)
         if not base:
             raise PolicyError("the hf policy needs a base model (a hub id or a local directory) or a preset "
                               f"({', '.join(PRESETS)})")
@@ -125,8 +118,8 @@ class HFPolicy:
         self._lock = threading.Lock()
         self.kv = KVState()
         self.tokenizer, self.model = self._load()
-        self._cache_kwarg = self._find_cache_kwarg()
-        # Decoding steps with few Python ops, the model's logits bit for bit (engine.policy.fastdecode).
+        self.cache_kwarg = self._find_cache_kwarg()
+        # Decoding steps with few Python ops, the model's logits bit for bit (teletype.engine.policy.fastdecode).
         self.fast = FastDecoder(self.model) if fast_decode and FastDecoder.supports(self.model) is None else None
         try:
             self.stop_ids = set(end_of_turn_ids(self.tokenizer))
@@ -137,18 +130,16 @@ class HFPolicy:
 
     # -- loading ----------------------------------------------------------------------------------------
     def _load(self):
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         # A local adapter directory that carries its own tokenizer (train/ may save one) wins.
         tok_source = self.base
         if self.adapter and (Path(self.adapter) / "tokenizer_config.json").is_file():
             tok_source = self.adapter
         try:
-            tokenizer = AutoTokenizer.from_pretrained(tok_source)
-        except Exception as e:
-            raise PolicyError(f"could not load the tokenizer of {tok_source!r}: {e}") from e
-        if not getattr(tokenizer, "chat_template", None):
-            raise PolicyError(f"{tok_source!r} has no chat template; teletype renders only through one")
+            tokenizer = load_chat_tokenizer(tok_source)
+        except ValueError as e:
+            raise PolicyError(str(e)) from e
         options = {"dtype": self.dtype}
         if self.device.type == "cuda" and importlib.util.find_spec("accelerate") is not None:
             options["device_map"] = str(self.device)  # straight onto the GPU, not through host memory
@@ -168,7 +159,8 @@ class HFPolicy:
         return tokenizer, model
 
     def _find_cache_kwarg(self) -> str:
-        # transformers 5 calls it `cache`; 4.x `past_key_values`.
+        """transformers 5's models take the KV cache as `cache`; a model with its own code (a hub
+        repository's modeling file, trust_remote_code) may still call it `past_key_values`."""
         params = inspect.signature(self.model.forward).parameters
         return "cache" if "cache" in params else "past_key_values"
 
@@ -217,7 +209,7 @@ class HFPolicy:
                 break
             generated.append(token)
             if on_token is not None:
-                text = self._decode(generated)
+                text = self.decode(generated)
                 # Hold back an incomplete UTF-8 sequence; never re-emit text already shown.
                 if not text.endswith("\ufffd") and text.startswith(emitted) and len(text) > len(emitted):
                     on_token(text[len(emitted):])
@@ -226,7 +218,7 @@ class HFPolicy:
                 break
             logits = self.fast.step(self.kv, token) if self.fast is not None else self._forward([token])
             token = int(torch.argmax(logits))
-        raw = self._decode(generated)
+        raw = self.decode(generated)
         if on_token is not None and raw.startswith(emitted) and len(raw) > len(emitted):
             on_token(raw[len(emitted):])
         decode_s = time.perf_counter() - t1
@@ -251,7 +243,8 @@ class HFPolicy:
             stats["note"] = note
         return Proposal(command=command, raw=raw, source="model", stats=stats)
 
-    def _decode(self, ids: list[int]) -> str:
+    def decode(self, ids: list[int]) -> str:
+        """Token ids as the text typed (special tokens kept, no clean-up of spaces)."""
         # clean_up_tokenization_spaces would turn "ls ." into "ls." : never for commands.
         with tokenizer_lock(self.tokenizer):  # other sessions' threads may be rendering (eval --jobs N)
             return self.tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False)

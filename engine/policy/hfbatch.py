@@ -26,17 +26,17 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..render import RenderError, prompt_window
-from ..typed import to_command
-from .base import Message, PolicyError, Proposal, TokenCallback
-from .hf import HFPolicy, KVState
+from teletype.engine.policy.base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.policy.hf import HFPolicy, KVState
+from teletype.engine.policy.render import RenderError, prompt_window
+from teletype.engine.policy.typed import to_command
 
 
 @dataclass
 class _Request:
     ids: list[int]
     window: object
-    owner: "_BatchedPolicy"
+    owner: _BatchedPolicy
     done: threading.Event = field(default_factory=threading.Event)
     result: Proposal | None = None
     error: BaseException | None = None
@@ -54,9 +54,7 @@ class _Row:
 
 def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """A DynamicCache's (keys, values) per layer, each [batch, heads, length, dim]."""
-    if hasattr(cache, "layers"):                                   # transformers 5
-        return [(layer.keys, layer.values) for layer in cache.layers]
-    return list(zip(cache.key_cache, cache.value_cache))           # transformers 4
+    return [(layer.keys, layer.values) for layer in cache.layers]
 
 
 def _stack(caches: list, lengths: list[int], width: int):
@@ -98,7 +96,7 @@ class SharedHF:
         self._cond = threading.Condition()
         self._closed = False
         self.batches: list[int] = []  # sizes of the batches run (for the benchmark)
-        self._engine_lock = threading.Lock()
+        self.engine_lock = threading.Lock()
         if jobs > 1:
             self._thread = threading.Thread(target=self._loop, name="teletype-hf-batcher", daemon=True)
             self._thread.start()
@@ -156,7 +154,7 @@ class SharedHF:
         decode_s = time.perf_counter() - t1
         for row in rows:
             r = row.request
-            raw = eng._decode(row.generated)
+            raw = eng.decode(row.generated)
             command, note = to_command(raw)
             if row.stopped == "max_new_tokens":
                 bound = f"no end of turn within {eng.max_new_tokens} tokens"
@@ -171,7 +169,7 @@ class SharedHF:
             r.result = Proposal(command=command, raw=raw, source="model", stats=stats)
             r.done.set()
 
-    def _decode(self, rows: list["_Row"]) -> None:
+    def _decode(self, rows: list[_Row]) -> None:
         """Greedy decoding of every row at once, each from its own cache, each stopping on its own.
 
         The same token-by-token rule as HFPolicy: a token is fed only if it is not an end of turn and
@@ -211,7 +209,7 @@ class SharedHF:
                 positions[i, 0] = lengths[i] + fed[i]
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long, device=device)], dim=1)
             out = eng.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True,
-                            logits_to_keep=1, **{eng._cache_kwarg: cache})
+                            logits_to_keep=1, **{eng.cache_kwarg: cache})
             best = torch.argmax(out.logits[:, -1], dim=-1).tolist()
             for i in feed:
                 rows[i].request.owner.kv.ids.append(rows[i].token)
@@ -238,7 +236,7 @@ class _SessionView:
         shared.engine.reset()
 
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
-        with self.shared._engine_lock:
+        with self.shared.engine_lock:
             return self.shared.engine.propose(messages, on_token=on_token)
 
     def close(self) -> None:

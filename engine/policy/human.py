@@ -10,7 +10,7 @@ import re
 import sys
 from typing import TextIO
 
-from .base import Message, Proposal, TokenCallback
+from teletype.engine.policy.base import Message, Proposal, TokenCallback
 
 _HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_][A-Za-z0-9_]*)['\"]?")
 

@@ -1,7 +1,7 @@
 """The `openai` policy: any OpenAI-compatible chat-completions endpoint (vLLM, Ollama, llama.cpp server...).
 
 Plain httpx, no SDK: POST {base_url}/chat/completions with the normalized conversation
-(`engine.render.normalize_for_template`, so servers whose templates demand strict alternation accept it),
+(`teletype.engine.policy.render.normalize_for_template`, so servers whose templates demand strict alternation accept it),
 temperature 0, `max_tokens`, streamed (server-sent events) or not.
 
 Every failure is a `PolicyError` that says what happened and what to check:
@@ -12,7 +12,7 @@ Every failure is a `PolicyError` that says what happened and what to check:
 - no answer within `timeout` seconds: an error, not retried (a slow model would only be asked twice);
 - other 4xx: an error carrying the server's own message (401/403 also name the API key variable);
 - a reply with no choice or no message: "nothing usable". An empty *content* is a real answer, though:
-  it types an empty line (engine.typed), and the metrics see a model that did not operate.
+  it types an empty line (teletype.engine.policy.typed), and the metrics see a model that did not operate.
 
 The API key, if any, is read from the environment variable `api_key_env` at each request.
 """
@@ -30,9 +30,9 @@ import time
 sys.modules.setdefault("httpx._main", None)
 import httpx  # noqa: E402
 
-from ..render import RenderError, normalize_for_template
-from ..typed import to_command
-from .base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.policy.base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.policy.render import RenderError, normalize_for_template
+from teletype.engine.policy.typed import to_command
 
 BACKOFF_S = 0.5
 MAX_BACKOFF_S = 10.0
@@ -105,7 +105,7 @@ class OpenAIPolicy:
     def propose(self, messages: list[Message], on_token: TokenCallback | None = None) -> Proposal:
         try:
             if self.tokenizer is not None and self.budget:
-                from ..render import prompt_window
+                from teletype.engine.policy.render import prompt_window
 
                 conversation = prompt_window(self.tokenizer, messages, self.budget).messages
             else:

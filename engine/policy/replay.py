@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..recorder import load_run
-from .base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.policy.base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.record.recorder import load_run
 
 
 class ReplayPolicy:

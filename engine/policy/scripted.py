@@ -16,8 +16,8 @@ import re
 import shlex
 from random import Random
 
-from ..scenario import Scenario
-from .base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.policy.base import Message, PolicyError, Proposal, TokenCallback
+from teletype.engine.worlds.scenario import Scenario
 
 MAX_DETOURS = 2
 """At most this many detours in one session."""

@@ -3,12 +3,12 @@ from __future__ import annotations
 
 import importlib
 
-from .base import ExecResult, Sandbox, SandboxError, Terminal
+from teletype.engine.sandbox.base import ExecResult, Sandbox, SandboxError, Terminal
 
 BACKENDS = {
-    "bwrap": ("engine.sandbox.bwrap", "BwrapSandbox"),
-    "docker": ("engine.sandbox.docker", "DockerSandbox"),
-    "local": ("engine.sandbox.local", "LocalSandbox"),
+    "bwrap": ("teletype.engine.sandbox.bwrap", "BwrapSandbox"),
+    "docker": ("teletype.engine.sandbox.docker", "DockerSandbox"),
+    "local": ("teletype.engine.sandbox.local", "LocalSandbox"),
 }
 DEFAULT = "bwrap"
 

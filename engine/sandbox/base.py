@@ -3,7 +3,7 @@
 A sandbox materialises a scenario (home directory, files, environment, login user and host, a
 `panic` program, the shell's rc file with the prompt markers), spawns the login shell on a terminal,
 and runs checker commands inside itself as the scenario's user. Backends: bwrap.py, docker.py,
-local.py, each picked by name through `engine.sandbox.open_sandbox`.
+local.py, each picked by name through `teletype.engine.sandbox.open_sandbox`.
 """
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from ..scenario import Scenario
 # Staging is contained (no symlink followed, no `..`): see staging.py.
-from .staging import STAGED_MTIME, StagingDir, stage_home  # noqa: F401  (re-exported)
+from teletype.engine.errors import SandboxError  # noqa: F401  (part of this interface)
+from teletype.engine.sandbox.staging import STAGED_MTIME, StagingDir, stage_home  # noqa: F401  (re-exported)
+from teletype.engine.worlds.scenario import Scenario
 
 TELETYPE_NAME = "teletype"
 TELETYPE_VERSION = "0.1.0"
@@ -24,7 +25,7 @@ TELETYPE_VERSION = "0.1.0"
 # Private OSC sequences (invisible on a terminal). NONCE is per session, and never in a file or an
 # environment variable the sandbox user can read: the rc file that defines the prompts deletes
 # itself as it is read (see rc_script). A marker counts only where the shell itself is seen waiting
-# at its own input (engine/shell.py), so output that copies one cannot end a step or set a status.
+# at its own input (engine/runtime/shell.py), so output that copies one cannot end a step or set a status.
 PS1_OSC = 7770   # ESC ] 7770 ; NONCE ; STATUS BEL   ends every primary prompt, carries $?
 PS2_OSC = 7771   # ESC ] 7771 ; NONCE BEL            ends every continuation prompt
 LOGIN_OSC = 7773  # ESC ] 7773 ; NONCE BEL           printed before the banner at login
@@ -35,10 +36,6 @@ LOGIN_RC = f"{LOGIN_DIR}/rc"
 SANDBOX_PATH = f"{RUN_DIR}/bin:/usr/local/bin:/usr/bin:/bin:/usr/local/sbin:/usr/sbin:/sbin"
 
 
-
-
-class SandboxError(RuntimeError):
-    """A sandbox could not be created or used; the message says what to install or use instead."""
 
 
 @dataclass
@@ -95,7 +92,7 @@ class Terminal(Protocol):
 class Sandbox(Protocol):
     name: str
     scenario: Scenario
-    login: "Login"
+    login: Login
     """Who the shell logs in as, and the nonce its prompt markers carry."""
 
     def start(self, rows: int = 24, cols: int = 80) -> Terminal:

@@ -17,11 +17,21 @@ import sys
 import tempfile
 from pathlib import Path
 
-from ..scenario import Scenario
-from .base import (LOGIN_DIR, RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
-                   stage_home, stage_login_rc, stage_run_dir)
-from .ptyterm import PtyTerminal
-from .staging import chown_tree, clean_orphans, mount_tmpfs
+from teletype.engine.sandbox.base import (
+    LOGIN_DIR,
+    RUN_DIR,
+    ExecResult,
+    Login,
+    SandboxError,
+    StagingDir,
+    passwd_lines,
+    stage_home,
+    stage_login_rc,
+    stage_run_dir,
+)
+from teletype.engine.sandbox.ptyterm import PtyTerminal
+from teletype.engine.sandbox.staging import chown_tree, clean_orphans, mount_tmpfs
+from teletype.engine.worlds.scenario import Scenario
 
 log = logging.getLogger(__name__)
 

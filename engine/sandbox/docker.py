@@ -19,18 +19,36 @@ import json
 import logging
 import os
 import signal
-import struct
 import tarfile
 import time
 from pathlib import Path
 
-from ..scenario import Scenario
-from .base import (LOGIN_DIR, RUN_DIR, ExecResult, Login, SandboxError, StagingDir, passwd_lines,
-                   rc_script, stage_home, stage_run_dir)
-from .dockerapi import API_TIMEOUT, HINT, PRIVATE_SOCKET, _hijack, _ready, _recv, _short, connect
-from .dockerimage import ensure_busybox_image
-from .dockerterm import DockerTerminal, _host_tree, _in_container
-from .staging import clean_orphans, owner_record, owner_state
+from teletype.engine.sandbox.base import (
+    LOGIN_DIR,
+    RUN_DIR,
+    ExecResult,
+    Login,
+    SandboxError,
+    StagingDir,
+    passwd_lines,
+    rc_script,
+    stage_home,
+    stage_run_dir,
+)
+from teletype.engine.sandbox.dockerapi import (
+    API_TIMEOUT,
+    HINT,
+    PRIVATE_SOCKET,
+    DeadlineExceeded,
+    DeadlineStream,
+    connect,
+    hijack,
+    short,
+)
+from teletype.engine.sandbox.dockerimage import ensure_busybox_image
+from teletype.engine.sandbox.dockerterm import DockerTerminal, host_tree, in_container
+from teletype.engine.sandbox.staging import clean_orphans, owner_record, owner_state
+from teletype.engine.worlds.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +57,7 @@ MEM_LIMIT = "512m"
 FSIZE_LIMIT = 256 << 20   # largest file the sandbox may write
 NOFILE_LIMIT = 1024
 LABEL = "teletype"
-OWNER_LABEL = "teletype.owner"   # the process that created it (engine.sandbox.staging.owner_record)
+OWNER_LABEL = "teletype.owner"   # the process that created it (teletype.engine.sandbox.staging.owner_record)
 
 # pid 1: waits (and so reaps every orphan the session leaves behind) and ends on TERM.
 PLACEHOLDER = ("trap 'exit 0' TERM; command -v sleep >/dev/null || { echo 'teletype: no sleep in the image' >&2; "
@@ -114,7 +132,7 @@ class DockerSandbox:
             self.client.images.pull(image)
         except Exception as exc:
             raise SandboxError(f"the docker image {image!r} is not in the daemon and cannot be pulled: "
-                               f"{_short(exc)}") from exc
+                               f"{short(exc)}") from exc
 
     def _archive(self) -> bytes:
         """Home, run dir, /etc files and files outside home, as a tar to unpack at the container's /."""
@@ -176,7 +194,7 @@ class DockerSandbox:
                 raise SandboxError("docker refused the scenario's files (put_archive)")
             api.start(self.container_id)
         except docker.errors.DockerException as exc:
-            raise SandboxError(f"cannot create the docker sandbox from {self.image}: {_short(exc)}") from exc
+            raise SandboxError(f"cannot create the docker sandbox from {self.image}: {short(exc)}") from exc
 
     # -- running ------------------------------------------------------------------------------
     def start(self, rows: int = 24, cols: int = 80) -> DockerTerminal:
@@ -193,9 +211,10 @@ class DockerSandbox:
             exec_id = self.client.api.exec_create(
                 self.container_id, argv, stdin=True, tty=True,
                 environment=lg.environ(self.scenario), workdir=lg.home, user=f"{lg.uid}:{lg.gid}")["Id"]
-            self.terminal = DockerTerminal(self, exec_id, rows, cols, force_remote=self._force_remote)
+            self.terminal = DockerTerminal(self.client.api, self.container_id or "", exec_id, rows, cols,
+                                           run=self._run, force_remote=self._force_remote)
         except docker.errors.DockerException as exc:
-            raise SandboxError(f"cannot start the login shell in the docker sandbox: {_short(exc)}") from exc
+            raise SandboxError(f"cannot start the login shell in the docker sandbox: {short(exc)}") from exc
         return self.terminal
 
     def _put_login_rc(self) -> None:
@@ -236,58 +255,43 @@ class DockerSandbox:
                 self.container_id, argv, stdout=True, stderr=True, stdin=False, tty=False,
                 environment=lg.environ(self.scenario) if env else {"PATH": lg.environ(self.scenario)["PATH"]},
                 workdir=workdir, user=f"{lg.uid}:{lg.gid}")["Id"]
-            raw, pending, keep = _hijack(api, exec_id, tty=False)
+            raw, pending, keep = hijack(api, exec_id, tty=False)
         except Exception as exc:
             if quiet:
                 return None
-            raise SandboxError(f"cannot run a command in the docker sandbox: {_short(exc)}") from exc
+            raise SandboxError(f"cannot run a command in the docker sandbox: {short(exc)}") from exc
+        from docker.utils.socket import STDERR, SocketError, frames_iter
+
         deadline = time.monotonic() + timeout
-        frames = bytearray(pending)
+        stream = DeadlineStream(raw, pending, deadline)
         output = bytearray()
         err_head = bytearray()   # stderr until the pid mark's newline
         marked_done = not marked
         inner_pid: int | None = None
         timed_out = False
         try:
-            while True:
-                while len(frames) >= 8:
-                    kind = frames[0]
-                    size, = struct.unpack(">I", frames[4:8])
-                    if len(frames) < 8 + size:
-                        break
-                    payload = bytes(frames[8:8 + size])
-                    del frames[:8 + size]
-                    if kind == 2 and not marked_done:
-                        err_head += payload
-                        if not _EXEC_MARK.startswith(bytes(err_head[:len(_EXEC_MARK)])):
-                            marked_done = True
-                            output += err_head
-                        elif b"\n" in err_head:
-                            line, _, rest = bytes(err_head).partition(b"\n")
-                            try:
-                                inner_pid = int(line[len(_EXEC_MARK):])
-                            except ValueError:
-                                pass
-                            marked_done = True
-                            output += rest
-                        continue
-                    output += payload
-                now = time.monotonic()
-                if now >= deadline:
-                    timed_out = True
-                    break
-                try:
-                    if not _ready(raw, deadline - now):
-                        continue
-                except EOFError:
-                    break
-                data = _recv(raw)
-                if data is None:
+            for kind, payload in frames_iter(stream, tty=False):
+                if kind == STDERR and not marked_done:
+                    err_head += payload
+                    if not _EXEC_MARK.startswith(bytes(err_head[:len(_EXEC_MARK)])):
+                        marked_done = True
+                        output += err_head
+                    elif b"\n" in err_head:
+                        line, _, rest = bytes(err_head).partition(b"\n")
+                        try:
+                            inner_pid = int(line[len(_EXEC_MARK):])
+                        except ValueError:
+                            pass
+                        marked_done = True
+                        output += rest
                     continue
-                if not data:
-                    break
-                frames += data
+                output += payload
+        except DeadlineExceeded:
+            timed_out = True
+        except (OSError, SocketError):
+            pass  # the stream broke off: what came is the output
         finally:
+            stream.close()
             if timed_out:
                 self._kill_exec(exec_id, inner_pid)
             try:
@@ -323,11 +327,11 @@ class DockerSandbox:
             pid = self.client.api.exec_inspect(exec_id).get("Pid") or 0
         except Exception:
             pid = 0
-        if pid and not self._force_remote and _in_container(pid, self.container_id or ""):
+        if pid and not self._force_remote and in_container(pid, self.container_id or ""):
             try:
                 for _ in range(3):
-                    for p in _host_tree(pid):
-                        if _in_container(p, self.container_id or ""):
+                    for p in host_tree(pid):
+                        if in_container(p, self.container_id or ""):
                             os.kill(p, signal.SIGKILL)
                 return
             except ProcessLookupError:
@@ -371,10 +375,10 @@ class DockerSandbox:
             except Exception as exc:  # e.g. "removal already in progress"; try again
                 last = exc
                 time.sleep(0.2)
-        raise SandboxError(f"cannot remove docker container {self.container_id[:12]}: {_short(last)}; "
+        raise SandboxError(f"cannot remove docker container {self.container_id[:12]}: {short(last)}; "
                            "remove it with `docker rm -f` (it carries the label teletype=1)")
 
-    def __enter__(self) -> "DockerSandbox":
+    def __enter__(self) -> DockerSandbox:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -389,7 +393,7 @@ def clean_containers(client, *, dry_run: bool = False) -> list[tuple[str, str]]:
     try:
         found = client.api.containers(all=True, filters={"label": f"{LABEL}=1"})
     except Exception as exc:
-        log.warning("docker: cannot list teletype's containers: %s", _short(exc))
+        log.warning("docker: cannot list teletype's containers: %s", short(exc))
         return done
     for c in found:
         try:
@@ -406,7 +410,7 @@ def clean_containers(client, *, dry_run: bool = False) -> list[tuple[str, str]]:
             client.api.remove_container(c["Id"], force=True, v=True)
             done.append((cid, "removed"))
         except Exception as exc:
-            done.append((cid, f"not removed: {_short(exc)}"))
+            done.append((cid, f"not removed: {short(exc)}"))
     return done
 
 

@@ -1,13 +1,15 @@
 """The docker daemon's client side: connecting (with a useful hint when there is no daemon) and the
-raw stream of an attached exec (hijacked from the HTTP connection, read without blocking).
+raw stream of an attached exec (hijacked from the HTTP connection, read without blocking, or read
+frame by frame with the SDK's own reader under a deadline: `DeadlineStream`).
 """
 from __future__ import annotations
 
 import os
 import select
 import socket
+import time
 
-from .base import SandboxError
+from teletype.engine.sandbox.base import SandboxError
 
 API_TIMEOUT = 60
 
@@ -15,7 +17,7 @@ HINT = ("start a docker daemon (`.ci/dockerd.sh` starts a private one and prints
         "use), point DOCKER_HOST at a running one, or use --sandbox bwrap")
 
 
-def _short(exc: BaseException) -> str:
+def short(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text if len(text) < 300 else text[:300] + "..."
 
@@ -53,11 +55,11 @@ def connect(docker_host: str | None = None, timeout: float = API_TIMEOUT):
             client = docker.from_env(timeout=timeout)
         client.ping()
     except Exception as exc:  # DockerException, requests' errors, OSError: all mean "not reachable"
-        raise SandboxError(f"cannot reach a docker daemon at {where}: {_short(exc)}. {HINT}") from exc
+        raise SandboxError(f"cannot reach a docker daemon at {where}: {short(exc)}. {HINT}") from exc
     return client
 
 
-def _hijack(api, exec_id: str, tty: bool):
+def hijack(api, exec_id: str, tty: bool):
     """Start exec `exec_id` attached; return (raw socket, bytes already read past the HTTP head, keep)."""
     sock = api.exec_start(exec_id, tty=tty, socket=True)
     response = getattr(sock, "_response", None)
@@ -79,7 +81,7 @@ def _hijack(api, exec_id: str, tty: bool):
     return raw, leftover, (sock, response)
 
 
-def _recv(raw, n: int = 65536) -> bytes | None:
+def recv(raw, n: int = 65536) -> bytes | None:
     """One read from the stream: bytes, b"" at EOF, None when nothing was ready after all."""
     try:
         return raw.recv(n)
@@ -89,7 +91,7 @@ def _recv(raw, n: int = 65536) -> bytes | None:
         return b""
 
 
-def _ready(raw, timeout: float) -> bool:
+def ready(raw, timeout: float) -> bool:
     pending = getattr(raw, "pending", None)  # TLS sockets buffer decrypted bytes
     if pending is not None:
         try:
@@ -102,3 +104,49 @@ def _ready(raw, timeout: float) -> bool:
     except (OSError, ValueError):
         raise EOFError from None
     return bool(r)
+
+
+class DeadlineExceeded(Exception):
+    """The deadline of a DeadlineStream passed before the stream ended."""
+
+
+class DeadlineStream:
+    """An attached non-tty exec's stream, for the SDK's frame reader (docker.utils.socket.frames_iter),
+    with the two things the SDK lacks: a deadline, and the bytes the HTTP client read ahead.
+
+    The SDK's reader polls the descriptor before each read, with no timeout, then reads the socket
+    directly (past anything already buffered with the 101 head). So the descriptor it polls is a
+    pipe that is always readable, and `recv` does the waiting: the bytes read ahead first, then the
+    socket until the deadline, then DeadlineExceeded."""
+
+    def __init__(self, raw, leftover: bytes, deadline: float):
+        self.raw, self._pending, self.deadline = raw, bytes(leftover), deadline
+        self._r, self._w = os.pipe()
+        os.write(self._w, b"x")
+
+    def fileno(self) -> int:
+        return self._r
+
+    def recv(self, n: int) -> bytes:
+        if self._pending:
+            data, self._pending = self._pending[:n], self._pending[n:]
+            return data
+        while True:
+            remaining = self.deadline - time.monotonic()
+            if remaining <= 0:
+                raise DeadlineExceeded
+            try:
+                if not ready(self.raw, remaining):
+                    continue
+            except EOFError:
+                return b""
+            data = recv(self.raw, n)
+            if data is not None:
+                return data
+
+    def close(self) -> None:
+        for fd in (self._r, self._w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass

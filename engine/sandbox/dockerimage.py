@@ -16,7 +16,7 @@ import subprocess
 import tarfile
 import time
 
-from .base import SandboxError
+from teletype.engine.sandbox.base import SandboxError
 
 REPOSITORY = "teletype/busybox"
 RECIPE = "teletype-busybox-rootfs/1"   # bump when the rootfs below changes

@@ -21,13 +21,11 @@ import socket
 import termios
 import threading
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from .dockerapi import _hijack, _ready, _recv
-from .ptyterm import _READ_SYSCALLS, at_line_input, blocked_on_tty, pids_in_pgrp
-
-if TYPE_CHECKING:
-    from .docker import DockerSandbox
+from teletype.engine.sandbox.base import ExecResult
+from teletype.engine.sandbox.dockerapi import hijack, ready, recv
+from teletype.engine.sandbox.ptyterm import READ_SYSCALLS, at_line_input, blocked_on_tty, pids_in_pgrp
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +83,7 @@ def _stat_fields(path: str) -> list[str] | None:
     return stat[stat.rfind(b")") + 2:].decode("ascii", "replace").split()
 
 
-def _in_container(pid: int, container_id: str) -> bool:
+def in_container(pid: int, container_id: str) -> bool:
     try:
         with open(f"/proc/{pid}/cgroup") as f:
             return container_id in f.read()
@@ -105,7 +103,7 @@ def _ns_pid(pid: int) -> int | None:
     return None
 
 
-def _host_tree(root: int) -> list[int]:
+def host_tree(root: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if entry.isdigit():
@@ -138,15 +136,24 @@ def _sane(attrs: list) -> list:
     return [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 
 
+class Exec(Protocol):
+    """Run argv in the container as the login user: its result, or None when docker would not run it."""
+
+    def __call__(self, argv: list[str], timeout: float) -> ExecResult | None: ...
+
+
 class DockerTerminal:
     """The login shell's exec: its tty stream, and what can be known about its processes."""
 
-    def __init__(self, sandbox: "DockerSandbox", exec_id: str, rows: int, cols: int,
+    def __init__(self, api, container_id: str, exec_id: str, rows: int, cols: int, run: Exec,
                  force_remote: bool = False):
-        self.sandbox = sandbox
-        self.api = sandbox.client.api
+        """`api`: the docker APIClient; `run(argv, timeout)`: one command in the same container as the
+        login user (DockerSandbox's exec), for what the host cannot see when the daemon is remote."""
+        self.api = api
+        self.container_id = container_id
+        self._exec = run
         self.exec_id = exec_id
-        self.raw, self._pending, self._keep = _hijack(self.api, exec_id, tty=True)
+        self.raw, self._pending, self._keep = hijack(self.api, exec_id, tty=True)
         self._eof = False
         self._closed = False
         self._write_lock = threading.Lock()
@@ -172,8 +179,8 @@ class DockerTerminal:
                 break  # already over (the shell could not start): the stream tells why
             time.sleep(0.01)
         self.resize(rows, cols)
-        cid = sandbox.container_id or ""
-        if pid and not force_remote and _in_container(pid, cid):
+        cid = container_id or ""
+        if pid and not force_remote and in_container(pid, cid):
             fields = _stat_fields(f"/proc/{pid}/stat")
             if fields and len(fields) > 19:
                 self.host_pid = pid
@@ -193,9 +200,9 @@ class DockerTerminal:
         with self._io_lock:
             if self._eof or self._closed:
                 raise EOFError
-            if not _ready(self.raw, timeout):
+            if not ready(self.raw, timeout):
                 return b""
-            data = _recv(self.raw)
+            data = recv(self.raw)
         if data is None:
             return b""
         if not data:
@@ -282,9 +289,8 @@ class DockerTerminal:
         if now - self._waiting_at < 1.0 or self.container_pid is None:
             return self._waiting
         self._waiting_at = now
-        reads = " ".join(str(n) for n in _READ_SYSCALLS.get(platform.machine(), ()))
-        res = self.sandbox._run(["/bin/sh", "-c", _WAITING, "sh", str(self.container_pid), reads],
-                                timeout=5.0)
+        reads = " ".join(str(n) for n in READ_SYSCALLS.get(platform.machine(), ()))
+        res = self._exec(["/bin/sh", "-c", _WAITING, "sh", str(self.container_pid), reads], timeout=5.0)
         self._waiting = res is not None and res.returncode == 0 and bool(res.output.strip())
         self._waiting_at = time.monotonic()
         return self._waiting
@@ -310,8 +316,8 @@ class DockerTerminal:
         if self.container_pid is not None:
             # Remote daemon: foreground_pgrp() is None, so the Shell could not kill the program
             # that held the terminal. If one still does, fix the modes and end it here.
-            self.sandbox._run(["/bin/sh", "-c", _RESTORE + '__tt_restore "$1" kill', "sh",
-                               str(self.container_pid)], timeout=5.0)
+            self._exec(["/bin/sh", "-c", _RESTORE + '__tt_restore "$1" kill', "sh", str(self.container_pid)],
+                       timeout=5.0)
 
     def at_line_input(self, pid: int) -> bool | None:
         """With the daemon on this machine, as for a local pty: busybox ash polls its terminal in
@@ -372,9 +378,9 @@ class DockerTerminal:
 
     def _own_pgrp(self, pgrp: int) -> bool:
         """Whether host process group `pgrp` lives in this sandbox's container."""
-        cid = self.sandbox.container_id or ""
+        cid = self.container_id or ""
         members = pids_in_pgrp(pgrp)
-        return bool(members) and all(_in_container(p, cid) for p in members[:4])
+        return bool(members) and all(in_container(p, cid) for p in members[:4])
 
     def kill_pgrp(self, pgrp: int, sig: int) -> None:
         """Signal a process group of this sandbox; a program killed in raw mode gets its modes fixed first."""
@@ -396,8 +402,7 @@ class DockerTerminal:
         script = 'kill -s "$1" -- "-$2"'
         if self.container_pid is not None and sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
             script = _RESTORE + '__tt_restore "$3"; ' + script
-        self.sandbox._run(["/bin/sh", "-c", script, "sh", name, str(pgrp), str(self.container_pid or 0)],
-                          timeout=5.0)
+        self._exec(["/bin/sh", "-c", script, "sh", name, str(pgrp), str(self.container_pid or 0)], timeout=5.0)
 
     def _signal_shell(self, sig: int) -> None:
         if self.host_pid is not None and self._same_shell():
@@ -409,12 +414,12 @@ class DockerTerminal:
             except PermissionError:
                 pass
         if self.container_pid is not None:
-            self.sandbox._run(["/bin/sh", "-c", 'kill -s "$1" "$2"', "sh", signal.Signals(sig).name[3:],
+            self._exec(["/bin/sh", "-c", 'kill -s "$1" "$2"', "sh", signal.Signals(sig).name[3:],
                                str(self.container_pid)], timeout=5.0)
 
     def _find_shell(self) -> int | None:
         """The login shell's pid inside the container: the session leader that has a tty."""
-        res = self.sandbox._run(["/bin/sh", "-c", _FIND_SHELL], timeout=5.0)
+        res = self._exec(["/bin/sh", "-c", _FIND_SHELL], timeout=5.0)
         if res is None:
             return None
         pids = [int(p) for p in res.output.split() if p.isdigit()]

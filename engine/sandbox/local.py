@@ -5,13 +5,20 @@ for debugging a scenario with the host's own tools.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 import warnings
 
-from ..scenario import Scenario
-from .base import ExecResult, Login, SandboxError, StagingDir, stage_home, stage_login_rc, stage_run_dir
-from .ptyterm import PtyTerminal
+from teletype.engine.sandbox.base import (
+    ExecResult,
+    Login,
+    SandboxError,
+    StagingDir,
+    stage_home,
+    stage_login_rc,
+    stage_run_dir,
+)
+from teletype.engine.sandbox.ptyterm import PtyTerminal
+from teletype.engine.worlds.scenario import Scenario
 
 
 class LocalSandboxWarning(UserWarning):

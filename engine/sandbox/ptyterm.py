@@ -17,10 +17,10 @@ import time
 
 import ptyprocess
 
-from .base import SandboxError
+from teletype.engine.sandbox.base import SandboxError
 
 # Syscall numbers for read and the poll family, per architecture (from /proc/PID/syscall).
-_READ_SYSCALLS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67}}
+READ_SYSCALLS = {"x86_64": {0, 17, 19, 295}, "aarch64": {63, 65, 67}}
 _POLL_SYSCALLS = {"x86_64": {7, 23, 232, 270, 271, 281, 441}, "aarch64": {72, 73, 22, 441}}
 _PLAIN_READ = {"x86_64": 0, "aarch64": 63}
 _ARCH = platform.machine()
@@ -71,7 +71,7 @@ def blocked_on_tty(pid: int) -> bool | None:
     if not parts or not parts[0].lstrip("-").isdigit():
         return False
     nr = int(parts[0])
-    if nr in _READ_SYSCALLS.get(_ARCH, set()) and len(parts) > 1:
+    if nr in READ_SYSCALLS.get(_ARCH, set()) and len(parts) > 1:
         return _tty_fd(pid, int(parts[1], 16))
     if nr in _POLL_SYSCALLS.get(_ARCH, set()):
         # select/poll: assume it waits on its terminal when stdin is one.
@@ -97,7 +97,7 @@ def at_line_input(pid: int, raw_mode: bool) -> bool | None:
     except ValueError:
         return False
     if raw_mode:
-        if nr in _READ_SYSCALLS.get(_ARCH, set()):
+        if nr in READ_SYSCALLS.get(_ARCH, set()):
             return _tty_fd(pid, fd)
         return nr in _POLL_SYSCALLS.get(_ARCH, set()) and _tty_fd(pid, 0)
     return nr == _PLAIN_READ.get(_ARCH, -1) and fd == 0 and count > 1 and _tty_fd(pid, 0)

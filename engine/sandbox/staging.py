@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from teletype.engine.errors import SandboxError
+
 STAGED_MTIME = 1767268800  # 2026-01-01 12:00 UTC: the mtime of every file a scenario stages
 PREFIX = "teletype-"
 OWNER_FILE = "owner.json"
@@ -37,8 +39,6 @@ _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _error(message: str) -> Exception:
-    from .base import SandboxError
-
     return SandboxError(message)
 
 
@@ -228,7 +228,7 @@ def stage_home(dest: Path, scenario) -> list[tuple[str, Path]]:
     them (local). Raises SandboxError, naming the scenario file, the key and the value, for a path
     with `..`, one that passes through a symlink, or one that shadows the engine's own mounts.
     """
-    from ..scenario import reserved_target
+    from teletype.engine.worlds.scenario import reserved_target
 
     home = scenario.home
     home_w = TreeWriter(dest, scenario.source)

@@ -1,0 +1,1 @@
+"""Evaluation: eval runs and reports (evaluate.py), scenario validation, the replay eval (teacherforced.py)."""

@@ -1,0 +1,1 @@
+"""Recording and grading: the recording format (recorder.py), export, the checker and the outcome rules."""

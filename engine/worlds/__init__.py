@@ -1,0 +1,1 @@
+"""Scenarios and worlds: the TOML scenario format (scenario.py) and the world generators."""
