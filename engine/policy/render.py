@@ -45,7 +45,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from teletype.engine.policy.tokens import _info, count_tokens, elide_output, elision_line, tokenizer_lock  # noqa: F401 (re-exported)
+from teletype.engine.policy.tokens import count_tokens, elide_output, elision_line, tokenizer_info, tokenizer_lock  # noqa: F401 (re-exported)
 
 DEFAULT_BUDGET = 3072
 LOW_WATER = 0.5
@@ -116,7 +116,7 @@ def normalize_for_template(messages: Sequence[Message]) -> list[Message]:
 
 def _render_ids(tokenizer, messages: list[Message], generation_prompt: bool) -> list[int]:
     kwargs = {"tokenize": True, "return_dict": True, "add_generation_prompt": generation_prompt}
-    if _info(tokenizer).sanitize:
+    if tokenizer_info(tokenizer).sanitize:
         kwargs["sanitize_control_tokens"] = True
     out = tokenizer.apply_chat_template(messages, **kwargs)
     ids = out["input_ids"]
@@ -129,7 +129,7 @@ def _render_text(tokenizer, messages: list[Message], generation_prompt: bool) ->
 
 def _overheads(tokenizer) -> tuple[int, int]:
     """Template tokens (first user turn + generation prompt, one assistant/user pair), content excluded."""
-    info = _info(tokenizer)
+    info = tokenizer_info(tokenizer)
     key = getattr(tokenizer, "chat_template", None)
     if not isinstance(key, (str, type(None))):
         key = repr(key)
@@ -184,7 +184,7 @@ def _prepare(tokenizer, messages: Sequence[Message], budget: int) -> tuple[list[
     """Normalized conversation with every oversized user turn elided; and how many were."""
     if budget <= 0:
         raise RenderError(f"the context budget must be positive, got {budget}")
-    info = _info(tokenizer)
+    info = tokenizer_info(tokenizer)
     conv = normalize_for_template(messages)
     cap = max(1, int(budget * OUTPUT_SHARE))
     elided = 0
@@ -215,7 +215,7 @@ def _plan(tokenizer, conv: list[Message], budget: int) -> list[int]:
     later turns.
     """
     first_cost, pair_overhead = _overheads(tokenizer)
-    sizes = _info(tokenizer).count([m["content"] for m in conv])
+    sizes = tokenizer_info(tokenizer).count([m["content"] for m in conv])
     steps = len(conv) // 2 + (1 if len(conv) % 2 else 0)  # a step per assistant turn (or prompt to answer)
     low = int(budget * LOW_WATER)
     total = first_cost + sizes[0] + SLACK_PER_MESSAGE

@@ -41,7 +41,8 @@ _INFO: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 _INFO_LOCK = threading.Lock()
 
 
-def _info(tokenizer) -> _TokenizerInfo:
+def tokenizer_info(tokenizer) -> _TokenizerInfo:
+    """What teletype keeps per tokenizer (its lock, its token-count cache, its settings), made once."""
     try:
         with _INFO_LOCK:
             info = _INFO.get(tokenizer)
@@ -59,12 +60,12 @@ def tokenizer_lock(tokenizer) -> threading.RLock:
     settings) changes the shared Rust tokenizer's state, so a prompt rendered at the same moment in
     another thread can come out with its control tokens split into text (seen with `teletype eval
     --jobs N`, where every session renders its own prompt)."""
-    return _info(tokenizer).lock
+    return tokenizer_info(tokenizer).lock
 
 
 def count_tokens(tokenizer, text: str) -> int:
     """Tokens of `text` alone with the model's tokenizer (no special tokens added)."""
-    info = _info(tokenizer)
+    info = tokenizer_info(tokenizer)
     with info.lock:
         return info.count([text])[0]
 
