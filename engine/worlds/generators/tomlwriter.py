@@ -1,5 +1,9 @@
 """A small TOML writer for scenario documents: tables of scalars and arrays of tables, strings as
 basic or multi-line strings (build() checks that every document reads back the same with tomllib).
+
+Not tomli-w: it writes a multi-line string as a basic string, with every backslash and quote of a
+shell script escaped; a literal string (between triple single quotes) keeps a provider program or a staged file
+readable, and editable, exactly as it runs. That is the one thing this writer adds.
 """
 from __future__ import annotations
 
