@@ -42,7 +42,9 @@ def make_app(tmp_path: Path, policy=None, *, scenario: str = "permissions/deploy
     return ConsoleApp(cfg, replay=replay)
 
 
-async def until(pilot, condition, timeout: float = 15.0, what: str = "condition") -> None:
+async def until(pilot, condition, timeout: float = 60.0, what: str = "condition") -> None:
+    """Wait for `condition` (a cap, not a timing: it only bounds how long a broken test hangs, so it
+    is wide enough for a machine running the suite under -n 8)."""
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
@@ -428,10 +430,11 @@ async def test_takeover_hand_back_waits_for_a_running_command_and_exit_ends_the_
     async with app.run_test(size=SIZE) as pilot:
         s = await ready(pilot, 0)
         await pilot.press("t")
-        await type_text(pilot, "sleep 2\n")
+        await type_text(pilot, "sleep 300\n")                         # runs until it is interrupted
         await until(pilot, lambda: s.session.takeover_running(), what="sleep to run")
         await pilot.press("ctrl+right_square_bracket")               # refused: sleep still runs
-        assert s.pane.takeover
+        assert s.pane.takeover and s.session.takeover_running()
+        await pilot.press("ctrl+c")                                  # to the shell: it ends sleep
         await until(pilot, lambda: s.session.steps == 1, what="sleep to be a step")
         await type_text(pilot, "chmod 755 ~/bin/deploy.sh\n")
         await until(pilot, lambda: s.session.steps == 2, what="chmod to be a step")
@@ -439,5 +442,6 @@ async def test_takeover_hand_back_waits_for_a_running_command_and_exit_ends_the_
         s = await ended(pilot)
         assert not s.pane.takeover
     traj = json.loads((tmp_path / "run" / "trajectory.json").read_text())
-    assert [t["command"] for t in traj["turns"]] == ["sleep 2", "chmod 755 ~/bin/deploy.sh", "exit"]
+    assert [t["command"] for t in traj["turns"]] == ["sleep 300", "chmod 755 ~/bin/deploy.sh", "exit"]
+    assert traj["turns"][0]["status"] == 130                          # interrupted by the operator's ^C
     assert traj["outcome"]["outcome"] == "success" and traj["outcome"]["ended_by"] == "exit"
