@@ -27,6 +27,21 @@ from teletype.engine.policy.scripted import ScriptedPolicy  # noqa: E402
 SIZE = (140, 36)
 
 
+async def two_steps(app, pilot):
+    """Run the first two proposals; (the live screen, ready(n): waiting with a proposal after n steps)."""
+    s = app.screen
+
+    def ready(steps):
+        return s.phase == "ready" and s.proposal is not None and s.session.steps == steps
+
+    await until(pilot, lambda: ready(0))
+    for n in (1, 2):
+        await pilot.press("r")
+        await until(pilot, lambda n=n: ready(n))
+    await pilot.pause(0.2)
+    return s, ready
+
+
 async def until(pilot, condition, timeout=20.0):
     deadline = time.monotonic() + timeout
     while not condition():
@@ -41,16 +56,7 @@ async def live(out: Path, run: Path) -> None:
                            record_dir=run)
     app = ConsoleApp(config)
     async with app.run_test(size=SIZE) as pilot:
-        s = app.screen
-
-        def ready(steps):
-            return s.phase == "ready" and s.proposal is not None and s.session.steps == steps
-
-        await until(pilot, lambda: ready(0))
-        for n in (1, 2):
-            await pilot.press("r")
-            await until(pilot, lambda n=n: ready(n))
-        await pilot.pause(0.2)
+        s, ready = await two_steps(app, pilot)
         app.save_screenshot(path=str(out), filename="console.svg")
         await pilot.press("e")
         s.panel.editor.text = "chmod 755 ~/bin/deploy.sh"
@@ -71,16 +77,7 @@ async def small(out: Path, run: Path) -> None:
                            record_dir=run, model_label="teletype-smollm2")
     app = ConsoleApp(config)
     async with app.run_test(size=(80, 24)) as pilot:
-        s = app.screen
-
-        def ready(steps):
-            return s.phase == "ready" and s.proposal is not None and s.session.steps == steps
-
-        await until(pilot, lambda: ready(0))
-        for n in (1, 2):
-            await pilot.press("r")
-            await until(pilot, lambda n=n: ready(n))
-        await pilot.pause(0.2)
+        await two_steps(app, pilot)
         app.save_screenshot(path=str(out), filename="console-80x24.svg")
 
 
