@@ -246,3 +246,27 @@ def test_commands_typed_during_takeover_are_operator_steps(tmp_path):
     assert [m["role"] for m in traj["messages"]].count("assistant") == 5
     assert traj["turns"][-1]["command"] == "exit" and traj["turns"][-1]["takeover"] is True
 
+
+
+@needs_bwrap
+def test_the_recording_format_is_written_and_read_by_one_module(tmp_path):
+    """engine/record/recorder.py writes events.jsonl and session.cast (with a `step N:` marker
+    before each step) and reads them back: the markers index the steps, a torn last line is skipped."""
+    from teletype.engine.record.recorder import read_cast, read_events
+
+    commands = ["cat ~/ASSIGNMENTS", "chmod 755 ~/bin/deploy.sh", "exit"]
+    sc = load_scenario(DEPLOY)
+    Session(sc, policy=make_policy("scripted", commands=commands), record_dir=tmp_path / "r").run()
+    cast = read_cast(tmp_path / "r" / "session.cast")
+    starts = cast.step_starts()
+    assert sorted(starts) == [1, 2, 3]
+    assert [cast.events[starts[k]][2] for k in (1, 2, 3)] == [f"step {k}: {c}" for k, c in enumerate(commands, 1)]
+    assert starts[1] < starts[2] < starts[3] and (cast.width, cast.height) == (80, 24)
+    kinds = [e["event"] for e in read_events(tmp_path / "r" / "events.jsonl")]
+    assert kinds[0] == "start" and kinds[-1] == "end" and kinds.count("turn") == 3
+    with open(tmp_path / "r" / "session.cast", "a") as f:
+        f.write('[1.5, "o", "torn')             # a process killed mid-write
+    with open(tmp_path / "r" / "events.jsonl", "a") as f:
+        f.write('{"event": "tur')
+    assert len(read_cast(tmp_path / "r" / "session.cast").events) == len(cast.events)
+    assert [e["event"] for e in read_events(tmp_path / "r" / "events.jsonl")] == kinds
