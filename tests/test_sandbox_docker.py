@@ -411,3 +411,41 @@ def test_missing_or_dynamic_busybox_names_the_package(tmp_path):
     notelf.write_text("#!/bin/sh\n")
     with pytest.raises(SandboxError, match="busybox-static"):
         find_busybox(str(notelf))
+
+
+def test_the_sdk_frame_reader_gets_the_bytes_read_ahead_and_a_deadline():
+    """DeadlineStream under docker.utils.socket.frames_iter: the frames the HTTP client had already
+    buffered (leftover) come first, then the socket's; an idle socket ends at the deadline."""
+    import socket
+    import struct
+    import time
+
+    from docker.utils.socket import frames_iter
+
+    from teletype.engine.sandbox.dockerapi import DeadlineExceeded, DeadlineStream
+
+    def frame(kind: int, data: bytes) -> bytes:
+        return struct.pack(">BxxxL", kind, len(data)) + data
+
+    a, b = socket.socketpair()
+    try:
+        leftover = frame(2, b"\x1eteletype-exec 42\n") + frame(1, b"out")[:5]   # a frame cut in two
+        b.sendall(frame(1, b"out")[5:] + frame(1, b"put"))
+        b.shutdown(socket.SHUT_WR)
+        stream = DeadlineStream(a, leftover, time.monotonic() + 5)
+        got = list(frames_iter(stream, tty=False))
+        stream.close()
+        assert b"".join(d for k, d in got if k == 1) == b"output"
+        assert b"".join(d for k, d in got if k == 2) == b"\x1eteletype-exec 42\n"
+    finally:
+        a.close()
+        b.close()
+    a, b = socket.socketpair()
+    try:
+        stream = DeadlineStream(a, b"", time.monotonic() + 0.3)
+        with pytest.raises(DeadlineExceeded):   # the socket stays open: only the deadline ends it
+            list(frames_iter(stream, tty=False))
+        stream.close()
+    finally:
+        a.close()
+        b.close()
