@@ -14,7 +14,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from util import REPO, needs_bwrap  # noqa: E402
+from util import REPO, needs_bwrap, write_run  # noqa: E402
 
 from teletype.cli import main as teletype  # noqa: E402
 from teletype.engine.policy.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
@@ -132,19 +132,11 @@ def test_detour_turns_are_context_not_loss(detour_runs, tiny_tokenizer):
 
 
 def _run(folder: Path, sources: list[str], clean: bool = True) -> Path:
-    from teletype.engine.record.recorder import SCHEMA
-
-    folder.mkdir(parents=True)
     messages = [{"role": "user", "content": "Read ~/TASK.\nu@h:~$ "}]
     for k, s in enumerate(sources):
         messages += [{"role": "assistant", "content": f"echo step{k} {s}"},
                      {"role": "user", "content": f"step{k} {s}\nu@h:~$ "}]
-    turns = [{"step": k + 1, "source": s} for k, s in enumerate(sources)]
-    traj = {"schema": SCHEMA, "scenario": f"cleanup/{folder.name}", "archetype": "cleanup", "split": "train",
-            "model": "m", "messages": messages, "turns": turns,
-            "outcome": {"outcome": "success", "clean": clean, "verified": clean}}
-    (folder / "trajectory.json").write_text(json.dumps(traj))
-    return folder
+    return write_run(folder, messages, sources=sources, clean=clean)
 
 
 def _trained_commands(tokenizer, rows) -> list[str]:

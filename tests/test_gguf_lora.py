@@ -41,7 +41,8 @@ def peft_pairs(adapter_dir):
 @pytest.fixture(scope="module")
 def tiny_adapter(tiny_model_dir, tmp_path_factory):
     """An adapter trained by `teletype train --gguf` on the tiny Mistral-architecture model."""
-    from test_train import QUICK, short_session, write_run
+    from test_train import QUICK, short_session
+    from util import write_run
 
     runs = tmp_path_factory.mktemp("runs")
     for i in range(2):

@@ -6,23 +6,20 @@ Real parts: sessions recorded in bwrap with the scripted policy, the tiny Mistra
 """
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("torch")
 pytest.importorskip("peft")
 
-from util import REPO, needs_bwrap  # noqa: E402
+from util import REPO, needs_bwrap, write_run  # noqa: E402
 
 from teletype.cli import main as teletype  # noqa: E402
 from teletype.engine.model.tinymodel import synthetic_conversation  # noqa: E402
 from teletype.engine.policy.render import IGNORE_INDEX, render_prompt_ids  # noqa: E402
-from teletype.engine.record.recorder import SCHEMA  # noqa: E402
 from teletype.train.config import TrainConfig  # noqa: E402
 from teletype.train.data import PadCollator, TrainDataError, build_examples, load_sessions, make_selection  # noqa: E402
 
@@ -32,18 +29,6 @@ SCENARIOS = ["cleanup/tmp_files", "cleanup/empty_dirs", "file_create/current_sym
 MEMORISE = ["--epochs", "25", "--lr", "1e-2", "--grad-accum", "1", "--warmup", "0", "--lora-r", "32",
             "--lora-dropout", "0", "--logging-steps", "25"]
 QUICK = ["--epochs", "2", "--grad-accum", "2", "--lr", "1e-2", "--logging-steps", "1"]
-
-
-def write_run(folder: Path, messages: list[dict], *, outcome: str = "success", clean: bool = True,
-              split: str = "train", archetype: str = "cleanup", source: str = "scripted") -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    turns = [{"step": i + 1, "source": source} for i, m in enumerate(m for m in messages
-                                                                     if m["role"] == "assistant")]
-    traj = {"schema": SCHEMA, "scenario": f"{archetype}/{folder.name}", "archetype": archetype, "split": split,
-            "model": source, "messages": messages, "turns": turns,
-            "outcome": {"outcome": outcome, "clean": clean, "verified": clean}}
-    (folder / "trajectory.json").write_text(json.dumps(traj))
-    return folder
 
 
 def short_session(command: str = "cat TASK") -> list[dict]:

@@ -251,3 +251,20 @@ def teletype_serve(log_path: Path, *args: str, up_within: float = 120):
         except _subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def write_run(folder: Path, messages: list[dict], *, outcome: str = "success", clean: bool = True,
+              split: str = "train", archetype: str = "cleanup", source: str = "scripted",
+              sources: list[str] | None = None) -> Path:
+    """A recorded run directory holding just trajectory.json (what export and train read): the
+    conversation, one turn per assistant message (its provenance: `sources[k]`, else `source`)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    from teletype.engine.record.recorder import SCHEMA
+
+    n = sum(m["role"] == "assistant" for m in messages)
+    turns = [{"step": i + 1, "source": sources[i] if sources else source} for i in range(n)]
+    traj = {"schema": SCHEMA, "scenario": f"{archetype}/{folder.name}", "archetype": archetype, "split": split,
+            "model": source, "messages": messages, "turns": turns,
+            "outcome": {"outcome": outcome, "clean": clean, "verified": clean}}
+    (folder / "trajectory.json").write_text(_json.dumps(traj))
+    return folder
