@@ -50,7 +50,14 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
     from teletype.engine.policy.fastdecode import FastDecoder
     from teletype.engine.policy.hf import HFPolicy, KVState
 
-    torch.set_num_threads(threads)
+    auto = threads == "auto"
+    if auto:
+        from teletype.engine.threads import configure, governor
+
+        configure("run")     # teletype's default for a session: the governor picks the count as it runs
+        threads = torch.get_num_threads()
+    else:
+        torch.set_num_threads(threads)
     res = {"threads": threads, "torch_threads": torch.get_num_threads()}
     policy = HFPolicy(model="teletype-smollm2", max_new_tokens=tokens)
     model = policy.model
@@ -75,6 +82,10 @@ def worker(threads: int, tokens: int, prompt_len: int, repeats: int, steps: int)
     res["session_decode"] = new / dec if dec else None
     res["session_prefill"] = pre_tok / pre_s if pre_s else None
     res["session_new_tokens"] = int(new)
+    if auto:
+        res["governor"] = governor().summary() if governor() else None
+        res["governor_used"] = {k: sorted(v) for k, v in governor().used.items()} if governor() else None
+        return res
 
     # 2. bare loops on the same weights, on a prompt of prompt_len ids
     ids = (policy.tokenizer("".join(f"alice@sek:~$ ls -la /var/log/{i}\n" for i in range(400)))["input_ids"]
@@ -199,8 +210,9 @@ def run_one(threads: int, neighbour: bool, args, torch_default: bool = False) ->
     for key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "TELETYPE_THREADS"):
         env.pop(key, None)
     if not torch_default:
-        # the settings teletype itself uses at this count (a session's: teletype.engine.threads)
-        apply(choose("run", override=threads), environ=env)
+        # the settings teletype itself uses at this count (a session's: teletype.engine.threads); "auto" is
+        # its default: the pool as wide as the cores, and the governor choosing the count as it runs
+        apply(choose("run", override=None if threads == "auto" else threads, environ=env), environ=env)
     busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if neighbour else None
     try:
         out = subprocess.run([sys.executable, __file__, "--worker", json.dumps(
@@ -214,7 +226,8 @@ def run_one(threads: int, neighbour: bool, args, torch_default: bool = False) ->
         raise SystemExit(f"worker failed (threads {threads}):\n{out.stderr[-3000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["neighbour"] = neighbour
-    res["label"] = f"{threads} (torch default)" if torch_default else str(threads)
+    res["label"] = (f"{threads} (torch default)" if torch_default else
+                    "auto (teletype)" if threads == "auto" else str(threads))
     res["env"] = {k: env[k] for k in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY", "GOMP_SPINCOUNT") if k in env}
     return res
 
@@ -227,8 +240,15 @@ def table(results: list[dict]) -> None:
           f"{'bound32':>8} {'bound16':>8} {'copy32':>7} | {'sess/bare*':>10} {'fast/b32':>8} {'bf16/b16':>8} "
           f"{'sess/lcpp':>9}")
     for r in results:
-        same = [x for x in results if x["neighbour"] == r["neighbour"]]
-        best_bare = max(x["bare_fast"]["decode"] for x in same if "default" not in x["label"])
+        same = [x for x in results if x["neighbour"] == r["neighbour"] and x.get("bare_fast")]
+        best_bare = max(x["bare_fast"]["decode"] for x in same)      # every fixed setting, torch's included
+        if "auto" in r["label"]:
+            lcs = [x["llama_cpp"]["decode"] for x in same if x.get("llama_cpp")]
+            print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_decode']):>8} "
+                  f"{'(session only; the governor used ' + str(r.get('governor_used')) + ')':<60} | "
+                  f"{(r['session_decode'] or 0) / best_bare:>9.2f}x {'':>8} {'':>8} "
+                  f"{x_(r['session_decode'], max(lcs) if lcs else None):>9} (of the best llama.cpp)")
+            continue
         lc = r["llama_cpp"]["decode"] if r["llama_cpp"] else None
         print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_decode']):>8} "
               f"{f(r['bare_forward']['decode']):>8} {f(r['bare_fast']['decode']):>8} {f(r['bare_bf16']['decode']):>8} "
@@ -240,15 +260,22 @@ def table(results: list[dict]) -> None:
     print(f"{'neighbour':<10} {'threads':>17} {'session':>8} {'fp32':>8} {'bf16':>8} {'llama.cpp':>9} | {'fp32/lcpp':>9} "
           f"{'bf16/lcpp':>9}")
     for r in results:
+        if "auto" in r["label"]:
+            print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_prefill']):>8}")
+            continue
         lc = r["llama_cpp"]["prefill"] if r["llama_cpp"] else None
         print(f"{'busy' if r['neighbour'] else 'idle':<10} {r['label']:>17} {f(r['session_prefill']):>8} "
               f"{f(r['bare_fast']['prefill']):>8} {f(r['bare_bf16']['prefill']):>8} {f(lc):>9} | "
               f"{x_(r['bare_fast']['prefill'], lc):>9} {x_(r['bare_bf16']['prefill'], lc):>9}")
+    auto = [x for x in results if "auto" in x["label"]]
+    results = [x for x in results if "auto" not in x["label"]]
     r = results[0]
     print(f"\nagreement over {args_tokens} greedy tokens: fast vs forward identical: "
           f"{all(x['agree_fast'] for x in results)}; bf16 first differs from fp32 at token "
           f"{[x['agree_bf16'] for x in results]}; llama.cpp (Q4_1) from hf fp32 (base) at token "
           f"{[x.get('agree_llama_cpp') for x in results]} (= {args_tokens}: never)")
+    for x in auto:
+        print(f"governor ({'busy' if x['neighbour'] else 'idle'}): {x.get('governor')}")
     print(f"weights {r['weight_mb_fp32']:.0f} MB in fp32; gemv GB/s fp32 {[round(x['gemv_gbs_fp32'], 1) for x in results]}, "
           f"copy GB/s {[round(x['copy_gbs'], 1) for x in results]}; prompt {r['prompt_len']} tokens; "
           f"session decoded {[x['session_new_tokens'] for x in results]} tokens")
@@ -266,7 +293,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64, help="greedy tokens per answer (default 64)")
     ap.add_argument("--prompt", type=int, default=759, help="bare-loop prompt length in tokens (default 759)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per loop; the fastest counts (default 2)")
-    ap.add_argument("--steps", type=int, default=3, help="session steps (default 3)")
+    ap.add_argument("--steps", type=int, default=8, help="session steps (default 8)")
     ap.add_argument("--no-neighbour", action="store_true", help="idle only")
     ap.add_argument("--no-default", action="store_true", help="leave out torch's default settings (the 'before')")
     ap.add_argument("--quick", action="store_true", help="one thread, 16 tokens, 200-token prompt, idle only")
@@ -288,6 +315,11 @@ def main() -> int:
           flush=True)
     results = []
     for neighbour in ([False] if args.no_neighbour else [False, True]):
+        if not args.quick and cores() > 1:
+            r = run_one("auto", neighbour, args)
+            print(f"  {'busy' if neighbour else 'idle'} auto {r['env']}: session {r['session_decode']:.1f} tok/s, "
+                  f"threads used {r.get('governor_used')}", flush=True)
+            results.append(r)
         for n in counts:
             r = run_one(n, neighbour, args)
             print(f"  {'busy' if neighbour else 'idle'} x{n} {r['env']}: session {r['session_decode']:.1f} tok/s, "

@@ -136,8 +136,11 @@ def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: 
             "pad_share": 1 - counter.real / counter.positions, "real": counter.real}
 
 
-def lora_step_flops(model_config, tokens: int, r: int = 16, targets: int = 4) -> float:
-    """Model FLOPs of one LoRA training step on `tokens` tokens (see the module docstring)."""
+def lora_step_flops(model_config, tokens, r: int = 16, targets: int = 4) -> float:
+    """Model FLOPs of one LoRA training step on `tokens` tokens, or on a batch of sequences of these real
+    lengths (a list: padding is not counted; attention is per sequence) (see the module docstring)."""
+    if isinstance(tokens, (list, tuple)):
+        return sum(lora_step_flops(model_config, t, r, targets) for t in tokens)
     c = model_config
     d, L, f, v = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
     kv = c.num_key_value_heads * (d // c.num_attention_heads)
@@ -162,7 +165,7 @@ def matmul_flops(dtype, tokens: int, repeats: int = 5) -> float:
     return 2 * tokens * 576 * 1536 / best
 
 
-def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, budget: int) -> dict:
+def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, budget: int, batch: int = 1) -> dict:
     import torch
     from transformers import AutoTokenizer, TrainerCallback
 
@@ -172,11 +175,12 @@ def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, 
     torch.set_num_threads(threads)
     base = smollm2_dir()
     tok = AutoTokenizer.from_pretrained(base)
-    rows, _ = build_examples(tok, sessions(steps + 2, seed=5), budget, 10 ** 6)
-    rows = rows[:steps + 1]
+    rows, _ = build_examples(tok, sessions((steps + 1) * batch + 1, seed=5), budget, 10 ** 6)
+    rows = rows[:(steps + 1) * batch]
     dtype, fp16, bf16 = resolve_precision(precision, False)
-    config = TrainConfig(epochs=1, batch_size=1, grad_accum=1, warmup=0.0, save_steps=10 ** 9,
-                         logging_steps=10 ** 9, gradient_checkpointing=checkpointing, precision=precision)
+    config = TrainConfig(epochs=1, batch_size=batch, grad_accum=1, warmup=0.0, save_steps=10 ** 9,
+                         logging_steps=10 ** 9, gradient_checkpointing=checkpointing, precision=precision,
+                         group_by_length=batch > 1)
     model = add_lora(load_base(str(base), dtype), config)
     times: list[float] = []
 
@@ -194,15 +198,20 @@ def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, 
         trainer.add_callback(Clock())
         order = list(trainer.get_train_dataloader())
         trainer.train()
-    lengths = [int(b["attention_mask"].sum()) for b in order]
+    per_row = [[int(x) for x in b["attention_mask"].sum(dim=1)] for b in order]
+    padded = sum(b["attention_mask"].numel() for b in order)
     # the first step warms up (allocations, oneDNN primitives): left out
-    flops = sum(lora_step_flops(model.config, t) for t in lengths[1:len(times)])
+    flops = sum(lora_step_flops(model.config, rows_) for rows_ in per_row[1:len(times)])
     seconds = sum(times[1:])
-    mm = matmul_flops(torch.bfloat16 if precision == "bf16" else torch.float32, int(sum(lengths) / len(lengths)))
-    mm32 = matmul_flops(torch.float32, int(sum(lengths) / len(lengths)))
+    tokens = [t for rows_ in per_row for t in rows_]
+    # the matmul is timed on as many rows as a step multiplies at once: the batch's tokens, padding included
+    width = int(padded / len(order))
+    mm = matmul_flops(torch.bfloat16 if precision == "bf16" else torch.float32, width)
+    mm32 = matmul_flops(torch.float32, width)
     return {"threads": threads, "precision": precision, "checkpointing": checkpointing, "steps": len(times) - 1,
-            "tokens": sum(lengths[1:len(times)]), "seconds": seconds, "flops": flops / seconds,
-            "matmul": mm, "matmul_fp32": mm32, "mean_len": sum(lengths) / len(lengths)}
+            "batch": batch, "tokens": sum(sum(r) for r in per_row[1:len(times)]), "seconds": seconds,
+            "flops": flops / seconds, "matmul": mm, "matmul_fp32": mm32, "mean_len": sum(tokens) / len(tokens),
+            "padding": 1 - sum(tokens) / padded}
 
 
 def flops_section(args) -> None:
@@ -213,31 +222,34 @@ def flops_section(args) -> None:
     from teletype.engine.threads import apply, choose, cores
 
     n = cores()
-    # (threads, precision, gradient checkpointing, OpenMP wait policy: None = libgomp's spinning default)
-    settings = [(1, "fp32", False, None), (1, "bf16", False, None), (1, "bf16", True, None)]
+    # (threads, precision, gradient checkpointing, OpenMP wait policy: None = libgomp's spinning default, batch)
+    settings = [(1, "fp32", False, None, 1), (1, "bf16", False, None, 1), (1, "bf16", True, None, 1)]
     if n > 1:
-        settings += [(n, "fp32", False, None), (n, "fp32", False, "PASSIVE"), (n, "bf16", False, "PASSIVE")]
+        settings += [(n, "fp32", False, None, 1), (n, "fp32", False, "PASSIVE", 1), (n, "bf16", False, "PASSIVE", 1),
+                     (n, "fp32", False, "PASSIVE", 4), (n, "bf16", False, "PASSIVE", 4)]
+    settings += [(1, "fp32", False, None, 4)]
     if args.quick:
-        settings = [(1, "fp32", False, None), (1, "bf16", False, None)]
+        settings = [(1, "fp32", False, None, 1), (1, "bf16", False, None, 1)]
     steps = 3 if args.quick else args.flops_steps
-    print(f"\nSmolLM2-135M LoRA r=16 q/k/v/o, batch 1, {steps} timed steps after one warm-up, budget {args.budget}")
-    print(f"{'threads':>7} {'wait':>7} {'precision':>9} {'ckpt':>5} {'tok/s':>7} {'GFLOP/s':>8} {'matmul':>8} {'ratio':>6} "
-          f"{'vs fp32 mm':>10} {'s/step':>7} {'mean len':>8}")
-    for threads, precision, ckpt, wait in settings:
+    print(f"\nSmolLM2-135M LoRA r=16 q/k/v/o, {steps} timed steps after one warm-up, budget {args.budget}; batch 4 "
+          f"is length-grouped (the recipe's batching)")
+    print(f"{'threads':>7} {'wait':>7} {'precision':>9} {'ckpt':>5} {'batch':>5} {'tok/s':>7} {'GFLOP/s':>8} {'matmul':>8} "
+          f"{'ratio':>6} {'vs fp32 mm':>10} {'s/step':>7} {'mean len':>8} {'padding':>7}")
+    for threads, precision, ckpt, wait, batch in settings:
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
         if wait:
             env["OMP_WAIT_POLICY"] = wait
         apply(choose("train", override=threads), environ=env)
         out = subprocess.run([sys.executable, __file__, "--flops-worker",
-                              json.dumps([threads, precision, ckpt, steps, args.budget])],
+                              json.dumps([threads, precision, ckpt, steps, args.budget, batch])],
                              env=env, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise SystemExit(f"flops worker failed:\n{out.stderr[-3000:]}")
         r = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{threads:>7} {wait or 'spin':>7} {precision:>9} {'on' if ckpt else 'off':>5} {r['tokens'] / r['seconds']:>7.0f} "
-              f"{r['flops'] / 1e9:>8.1f} {r['matmul'] / 1e9:>8.1f} {r['flops'] / r['matmul']:>5.2f}x "
-              f"{r['flops'] / r['matmul_fp32']:>9.2f}x {r['seconds'] / r['steps']:>7.2f} {r['mean_len']:>8.0f}",
-              flush=True)
+        print(f"{threads:>7} {wait or 'spin':>7} {precision:>9} {'on' if ckpt else 'off':>5} {batch:>5} "
+              f"{r['tokens'] / r['seconds']:>7.0f} {r['flops'] / 1e9:>8.1f} {r['matmul'] / 1e9:>8.1f} "
+              f"{r['flops'] / r['matmul']:>5.2f}x {r['flops'] / r['matmul_fp32']:>9.2f}x {r['seconds'] / r['steps']:>7.2f} "
+              f"{r['mean_len']:>8.0f} {r['padding']:>6.1%}", flush=True)
     print("ratio: achieved model FLOP/s over the matmul FLOP/s of the same precision; vs fp32 mm: over fp32's")
 
 

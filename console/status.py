@@ -51,7 +51,8 @@ def scenario_label(screen) -> str:
 
 
 def decode_rate(stats: dict | None) -> str | None:
-    """The last answer's decode rate ("18 tok/s"), from the hf policy's stats or an endpoint's."""
+    """The last answer's decode rate ("18 tok/s", "25 tok/s on 2 threads" where the hf policy says how many
+    threads decoded), from the hf policy's stats or an endpoint's."""
     stats = stats or {}
     new, decode = stats.get("new_tokens"), stats.get("decode_s")
     if decode is None and stats.get("latency_s") is not None:
@@ -59,7 +60,11 @@ def decode_rate(stats: dict | None) -> str | None:
     if not new or not decode or decode <= 0:
         return None
     rate = new / decode
-    return f"{rate:.1f} tok/s" if rate < 10 else f"{rate:.0f} tok/s"
+    text = f"{rate:.1f} tok/s" if rate < 10 else f"{rate:.0f} tok/s"
+    threads = (stats.get("threads") or {}).get("decode") if isinstance(stats.get("threads"), dict) else None
+    if isinstance(threads, int) and not isinstance(threads, bool):
+        text += f" on {threads} thread" + ("s" if threads != 1 else "")  # the governor's count (engine/threads.py)
+    return text
 
 
 def status_line(screen) -> Text:

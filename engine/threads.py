@@ -6,17 +6,20 @@ and pty reader, an eval's sandboxes, another process) makes every parallel regio
 that is not running: measured on 2 cores, SmolLM2-135M decoding fell from 15 to 1.6 tok/s. So:
 
 - console, run and eval: a session always has neighbours (the console's event loop, the pty reader,
-  the shell and its commands; eval --jobs N runs N of them), so it leaves them a core (cores - 1
-  threads, at least 1) and, where it has more than one thread, the pool sleeps at barriers instead of
-  spinning (OMP_WAIT_POLICY=PASSIVE). bench/bench_decode.py measured a session on 2 cores: with a busy
-  neighbour 16.0 tok/s (one thread) against 0.4 with torch's default (two threads, spinning); on an
-  otherwise idle machine 17.2 against 27.4, the price of never collapsing (`--threads 2` takes it back);
+  the shell and its commands; eval --jobs N runs N of them), and what the pool's width is worth
+  depends on the CPU and the moment: on a 2-core Xeon two spinning threads decode at 27 tok/s on an
+  idle machine against 17 on one, and at 0.4 the moment a neighbour runs; on a 2-core EPYC two buy
+  nothing. So the plan is `auto`: the pool is as wide as the cores and spins, and a Governor (below)
+  sets the count between every two tokens, by the load that /proc shows and the times it measures:
+  one core fewer whenever anything else keeps a core busy, or when a token takes three times its
+  usual time (a neighbour inside this process);
 - train: every core, also sleeping at barriers: bench/bench_train.py measured SmolLM2-135M LoRA
   steps on 2 cores at 151 tok/s spinning and 189 sleeping (fp32; 142 on one thread), as anything
   else on the machine (a test run, an editor) is a neighbour too;
 
-and the user overrides it: `--threads N`, else `TELETYPE_THREADS`, else an `OMP_NUM_THREADS` already
-set, else the choice above. An environment variable set by the user is never overwritten.
+and the user overrides it: `--threads N` (or `auto`), else `TELETYPE_THREADS`, else an
+`OMP_NUM_THREADS` already set, else the choice above. A fixed count of more than one sleeps at barriers
+(OMP_WAIT_POLICY=PASSIVE). An environment variable set by the user is never overwritten.
 
 `apply()` must run before `import torch` for the environment to reach the pool; it then also calls
 `torch.set_num_threads` when torch is already imported (the count still applies, the wait policy not).
@@ -24,11 +27,15 @@ No torch import here: this module is imported by the CLI before any model is cho
 """
 from __future__ import annotations
 
+import math
 import os
 import sys
+import threading
+import time
 from dataclasses import dataclass, field
 
 ENV = "TELETYPE_THREADS"
+AUTO = "auto"
 WORKS = ("console", "run", "eval", "train")
 
 
@@ -41,6 +48,8 @@ class ThreadPlan:
     threads: int
     env: dict = field(default_factory=dict)  # variables to set (before torch is imported)
     reason: str = ""
+    auto: bool = False        # a Governor picks between `threads` and `narrow` as the session runs
+    narrow: int | None = None
 
 
 def cores() -> int:
@@ -55,7 +64,7 @@ def parse_threads(value, source: str) -> int:
     try:
         n = int(str(value).strip())
     except ValueError:
-        raise ThreadsError(f"{source} must be a whole number of threads, got {value!r}") from None
+        raise ThreadsError(f"{source} must be a whole number of threads or {AUTO!r}, got {value!r}") from None
     if n < 1:
         raise ThreadsError(f"{source} must be at least 1, got {value!r}")
     return n
@@ -72,16 +81,23 @@ def choose(work: str, jobs: int = 1, override: int | str | None = None, ncores: 
     environ = os.environ if environ is None else environ
     ncores = ncores or cores()
     neighbours = work != "train"
-    if override is not None:
-        threads, why = parse_threads(override, "--threads"), "--threads"
-    elif environ.get(ENV):
-        threads, why = parse_threads(environ[ENV], ENV), ENV
-    elif environ.get("OMP_NUM_THREADS"):
+    asked, source = ((override, "--threads") if override is not None else
+                     (environ[ENV], ENV) if environ.get(ENV) else (None, None))
+    if asked is not None and str(asked).strip().lower() == AUTO:
+        asked = None                             # asked for the default: the choice below, whatever OMP says
+    elif asked is not None:
+        threads, why = parse_threads(asked, source), source
+    if asked is None and source is None and environ.get("OMP_NUM_THREADS"):
         threads, why = parse_threads(environ["OMP_NUM_THREADS"], "OMP_NUM_THREADS"), "OMP_NUM_THREADS"
-    elif neighbours:
-        threads = max(1, ncores - 1)
-        why = f"{work}: {ncores} cores, one left to its neighbours"
-    else:
+    elif asked is None and neighbours and ncores > 1:
+        # The pool is as wide as the cores and spins (libgomp's default) for speed on a quiet machine;
+        # the session's Governor narrows it whenever anything else runs, so it never spins against a
+        # neighbour. ENV=auto goes to the environment so that a teletype started from this one (which
+        # inherits OMP_NUM_THREADS) chooses the same way.
+        env = {"OMP_NUM_THREADS": str(ncores), "MKL_NUM_THREADS": str(ncores), ENV: AUTO}
+        return ThreadPlan(ncores, env, f"{work}: auto, {ncores - 1} or {ncores} of {ncores} cores by load",
+                          auto=True, narrow=ncores - 1)
+    elif asked is None:
         threads, why = ncores, f"{work}: {ncores} cores"
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
     if threads > 1:
@@ -104,14 +120,17 @@ def apply(plan: ThreadPlan, environ=None) -> ThreadPlan:
 
 
 def configure(work: str, jobs: int = 1, override: int | str | None = None) -> ThreadPlan:
-    """choose() then apply(): what each command calls first."""
-    return apply(choose(work, jobs=jobs, override=override))
+    """choose() then apply(), and the session governor where the plan is `auto`: what each command
+    calls first."""
+    plan = apply(choose(work, jobs=jobs, override=override))
+    install_governor(plan)
+    return plan
 
 
 def add_threads_option(parser) -> None:
-    parser.add_argument("--threads", metavar="N", default=None,
-                        help=f"torch CPU threads (default: chosen for the command: console, run and eval "
-                             f"leave one core to the session's shell and threads, train uses every core; "
+    parser.add_argument("--threads", metavar="N|auto", default=None,
+                        help=f"torch CPU threads (default: auto for console, run and eval: every core while "
+                             f"the machine is quiet, one fewer while anything else runs; every core for train; "
                              f"${ENV} sets it too)")
 
 
@@ -125,3 +144,182 @@ def configure_for_args(args) -> ThreadPlan | None:
     if work not in WORKS:
         return None
     return configure(work, jobs=getattr(args, "jobs", 1) or 1, override=getattr(args, "threads", None))
+
+
+# -- the session governor: the thread count chosen answer by answer, by measurement -----------------------
+def _proc_ticks() -> tuple[int, int] | None:
+    """(busy ticks of the whole machine, ticks of this process) from /proc; None where /proc says nothing."""
+    try:
+        with open("/proc/stat", "rb") as f:
+            cpu = f.readline().split()
+        with open("/proc/self/stat", "rb") as f:
+            own = f.read().rsplit(b")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    if not cpu or cpu[0] != b"cpu":
+        return None
+    fields = [int(x) for x in cpu[1:9]] + [0] * max(0, 8 - len(cpu[1:9]))
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields[:8]
+    # own: after the ")" the fields start at 3 (state); utime and stime are fields 14 and 15
+    return user + nice + system + irq + softirq + steal, int(own[11]) + int(own[12])
+
+
+class LoadProbe:
+    """How many cores the rest of the machine kept busy lately: every process but this one.
+
+    It reads /proc/stat and /proc/self/stat (clock ticks, 100 a second), so it needs a window of at
+    least `min_window` seconds to say anything; between two readings it repeats its last answer."""
+
+    def __init__(self, min_window: float = 0.2, clock=time.monotonic, read=_proc_ticks):
+        self.min_window, self.clock, self.read = min_window, clock, read
+        self.tick_hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._last = None
+        self.value: float | None = None
+
+    def others(self) -> float | None:
+        now, ticks = self.clock(), self.read()
+        if ticks is None:
+            return None
+        if self._last is None:
+            self._last = (now, ticks)
+            return self.value
+        then, (busy0, own0) = self._last
+        if now - then >= self.min_window:
+            busy1, own1 = ticks
+            self.value = max(0.0, (busy1 - busy0) - (own1 - own0)) / self.tick_hz / (now - then)
+            self._last = (now, ticks)
+        return self.value
+
+
+class Governor:
+    """Chooses, for each prefill and as each token is decoded, between the pool's full width (`wide`,
+    every core) and one core fewer (`narrow`), for a session's model.
+
+    Why: a spinning OpenMP pool as wide as the cores is the fastest setting on an idle machine on some
+    CPUs (bench/bench_decode.py: 27 against 17 tok/s on a 2-core Xeon) and the slowest the moment
+    anything else runs (0.4 tok/s), while on others two threads buy nothing. So nothing is assumed:
+
+    - when other processes kept more than `busy` cores busy lately (LoadProbe), use `narrow`;
+    - otherwise use the count whose measured time per token (an average over recent tokens, kept
+      for prefill and decode apart) is lower, trying the other one again now and then (`explore_every`
+      phases) while the machine stays quiet;
+    - a decode token on `wide` that takes more than `collapse` times the best time seen on `narrow`
+      (a neighbour inside this process: the console's own threads) switches to `narrow` at once and
+      keeps `wide` off for `cooldown` seconds, doubled at each repeat (up to `max_cooldown`).
+
+    Counts change only between two tokens, through torch.set_num_threads in the thread that runs the
+    model (OpenMP's count is per thread). One governor serves every model of the process."""
+
+    def __init__(self, wide: int, narrow: int | None = None, probe: LoadProbe | None = None, busy: float = 0.3,
+                 explore_every: int = 8, collapse: float = 3.0, cooldown: float = 2.0, max_cooldown: float = 64.0,
+                 clock=time.monotonic, set_threads=None):
+        self.wide = max(1, wide)
+        self.narrow = max(1, narrow if narrow is not None else self.wide - 1)
+        self.probe = probe or LoadProbe(clock=clock)
+        self.busy, self.explore_every, self.collapse = busy, explore_every, collapse
+        self.base_cooldown, self.max_cooldown = cooldown, max_cooldown
+        self.clock = clock
+        self._set = set_threads or _torch_set_threads
+        self._lock = threading.Lock()
+        self.ema: dict[tuple[str, int], float] = {}
+        self.best: dict[tuple[str, int], float] = {}
+        self.phases: dict[str, int] = {}
+        self.current: int | None = None
+        self.wide_off_until = 0.0
+        self.cooldown = cooldown
+        self.used: dict[str, set[int]] = {}
+
+    @property
+    def enabled(self) -> bool:
+        return self.wide != self.narrow
+
+    def _room(self, others: float) -> int:
+        """The count that leaves the busy cores to their processes (at most `narrow`, at least 1)."""
+        return max(1, min(self.narrow, self.wide - math.ceil(others - self.busy)))
+
+    def _apply(self, n: int) -> int:
+        self._set(n)
+        self.current = n
+        return n
+
+    def use(self, phase: str) -> int:
+        """The count for the next `phase` ("prefill" or "decode"), set in the calling thread."""
+        with self._lock:
+            if not self.enabled:
+                return self._apply(self.wide)
+            others = self.probe.others()
+            count = self.phases[phase] = self.phases.get(phase, 0) + 1
+            if others is not None and others > self.busy:
+                n = self._room(others)
+            elif self.clock() < self.wide_off_until:
+                n = self.narrow
+            else:
+                w, s = self.ema.get((phase, self.wide)), self.ema.get((phase, self.narrow))
+                if w is None:
+                    n = self.wide
+                elif s is None:
+                    n = self.narrow
+                else:
+                    n = self.wide if w < s else self.narrow
+                    if count % self.explore_every == 0:
+                        n = self.narrow if n == self.wide else self.wide   # the other one, now and then
+            self.used.setdefault(phase, set()).add(n)
+            return self._apply(n)
+
+    def record(self, phase: str, seconds: float, units: int = 1) -> None:
+        """The time `phase` took on the current count for `units` tokens; may switch to `narrow`."""
+        if units <= 0 or self.current is None:
+            return
+        with self._lock:
+            if not self.enabled:
+                return
+            per = seconds / units
+            key = (phase, self.current)
+            old = self.ema.get(key)
+            self.ema[key] = per if old is None else 0.7 * old + 0.3 * per
+            self.best[key] = min(per, self.best.get(key, per))
+            if self.current != self.wide:
+                return
+            floor = self.best.get((phase, self.narrow)) or self.best.get(key)
+            if phase == "decode" and floor and per > self.collapse * floor:
+                self.wide_off_until = self.clock() + self.cooldown
+                self.cooldown = min(self.max_cooldown, self.cooldown * 2)
+                self.ema.pop(key, None)      # measured afresh once the cooldown is over
+                self._apply(self.narrow)
+            elif phase == "decode" and self.cooldown > self.base_cooldown and per <= 1.5 * floor:
+                self.cooldown = max(self.base_cooldown, self.cooldown / 2)
+
+    def tick(self, phase: str, seconds: float, units: int = 1) -> None:
+        """record(), then re-ask the probe every so often: a neighbour that starts mid-answer."""
+        self.record(phase, seconds, units)
+        if self.enabled and self.current is not None and self.current > 1:
+            others = self.probe.others()
+            if others is not None and others > self.busy and self._room(others) < self.current:
+                with self._lock:
+                    self._apply(self._room(others))
+
+    def summary(self) -> dict:
+        return {"wide": self.wide, "narrow": self.narrow,
+                "per_token_ms": {f"{p}@{n}": round(v * 1000, 3) for (p, n), v in sorted(self.ema.items())}}
+
+
+def _torch_set_threads(n: int) -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
+_GOVERNOR: Governor | None = None
+
+
+def governor() -> Governor | None:
+    """The process's governor, where the command's plan asked for one (`auto`); else None."""
+    return _GOVERNOR
+
+
+def install_governor(plan: ThreadPlan) -> Governor | None:
+    global _GOVERNOR
+    _GOVERNOR = Governor(plan.threads, plan.narrow) if plan.auto and plan.threads > 1 else None
+    if _GOVERNOR is not None:
+        _GOVERNOR.probe.others()     # the first reading: by the first prefill (a model loads first) it has a window
+    return _GOVERNOR

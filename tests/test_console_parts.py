@@ -124,6 +124,9 @@ def test_the_status_line_rate_reads_both_model_backends():
     assert decode_rate({"new_tokens": 3, "decode_s": 2.0}) == "1.5 tok/s"
     assert decode_rate({"latency_s": 1.5, "first_token_s": 0.5, "new_tokens": 20}) == "20 tok/s"
     assert decode_rate({"new_tokens": 0, "decode_s": 0.0}) is None and decode_rate(None) is None
+    assert decode_rate({"new_tokens": 50, "decode_s": 2.0, "threads": {"prefill": 2, "decode": 1}}) == "25 tok/s on 1 thread"
+    assert decode_rate({"new_tokens": 50, "decode_s": 2.0, "threads": {"decode": 2}}) == "25 tok/s on 2 threads"
+    assert decode_rate({"new_tokens": 50, "decode_s": 2.0, "threads": "x"}) == "25 tok/s"   # an endpoint's odd stats
 
 
 def test_keys_map_to_what_a_terminal_sends():

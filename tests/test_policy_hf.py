@@ -278,3 +278,31 @@ def test_fast_decoding_refuses_what_it_does_not_compute(tiny_model_dir):
     policy.model.config.model_type = "mistral"
     policy.model.config.sliding_window = 16
     assert FastDecoder.supports(policy.model) == "a sliding attention window"
+
+
+def test_the_thread_governor_switches_counts_between_tokens_and_the_answers_stay_the_same(tiny_model_dir):
+    """console, run and eval decode under engine/threads.py's Governor: torch's thread count may change
+    between any two tokens. Greedy answers are those of a fixed count, and the stats say what ran."""
+    from teletype.engine import threads
+
+    class Flapping:                        # a neighbour that comes and goes at every look
+        def __init__(self):
+            self.n = 0
+
+        def others(self):
+            self.n += 1
+            return 1.0 if self.n % 2 else 0.0
+
+    before = torch.get_num_threads()
+    fixed = drive(HFPolicy(base=str(tiny_model_dir), max_new_tokens=16), steps=5, seed=2)
+    try:
+        gov = threads.Governor(2, 1, probe=Flapping())
+        threads._GOVERNOR = gov
+        governed = drive(HFPolicy(base=str(tiny_model_dir), max_new_tokens=16), steps=5, seed=2)
+    finally:
+        threads._GOVERNOR = None
+        torch.set_num_threads(before)
+    assert [p.raw for p in governed] == [p.raw for p in fixed]
+    assert gov.used["decode"] == {1, 2} and gov.used["prefill"] <= {1, 2}
+    assert all(p.stats["threads"]["decode"] in (1, 2) for p in governed)
+    assert all("threads" not in p.stats for p in fixed)            # no governor, nothing claimed

@@ -4,25 +4,38 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
-from teletype.engine.threads import ENV, ThreadsError, apply, choose, configure_for_args
+from teletype.engine.threads import ENV, Governor, LoadProbe, ThreadsError, apply, choose, configure_for_args
 
 
-def test_console_leaves_a_core_to_its_neighbours_and_sleeps_at_barriers():
-    assert choose("console", ncores=2, environ={}).threads == 1
-    plan = choose("console", ncores=8, environ={})
-    assert plan.threads == 7 and plan.env["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert choose("console", ncores=1, environ={}).threads == 1
+def test_sessions_are_auto_every_core_spinning_with_the_governor_narrowing():
+    for work in ("console", "run", "eval"):
+        plan = choose(work, ncores=2, environ={})
+        assert plan.auto and plan.threads == 2 and plan.narrow == 1
+        assert plan.env == {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", ENV: "auto"}  # spins: no PASSIVE
+    plan = choose("eval", jobs=4, ncores=8, environ={})
+    assert plan.auto and plan.threads == 8 and plan.narrow == 7
+    one = choose("console", ncores=1, environ={})
+    assert not one.auto and one.threads == 1 and one.env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
 
 
-def test_run_and_eval_count_the_sessions_shell_as_a_neighbour():
-    assert choose("run", ncores=2, environ={}).threads == 1
-    assert choose("eval", jobs=1, ncores=4, environ={}).threads == 3
-    plan = choose("eval", jobs=4, ncores=4, environ={})
-    assert plan.threads == 3 and plan.env["OMP_WAIT_POLICY"] == "PASSIVE"
-    assert choose("run", ncores=1, environ={}).env == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+def test_auto_can_be_asked_for_and_survives_an_inherited_omp_count():
+    """A teletype started by teletype inherits OMP_NUM_THREADS=2 and TELETYPE_THREADS=auto: still auto."""
+    inherited = {"OMP_NUM_THREADS": "2", ENV: "auto"}
+    assert choose("run", ncores=2, environ=inherited).auto
+    assert choose("run", override="auto", ncores=4, environ={"OMP_NUM_THREADS": "3"}).auto
+    assert not choose("run", ncores=4, environ={"OMP_NUM_THREADS": "3"}).auto     # the user's own count
+    train = choose("train", override="AUTO", ncores=2, environ={})
+    assert not train.auto and train.threads == 2 and train.env["OMP_WAIT_POLICY"] == "PASSIVE"
+
+
+def test_a_fixed_count_sleeps_at_barriers():
+    plan = choose("console", override=2, ncores=2, environ={})
+    assert not plan.auto and plan.env["OMP_WAIT_POLICY"] == "PASSIVE"
+    assert "OMP_WAIT_POLICY" not in choose("run", override=1, ncores=2, environ={}).env
 
 
 def test_train_uses_every_core_and_sleeps_at_barriers():
@@ -54,8 +67,11 @@ def test_bad_env_names_the_variable():
 
 def test_apply_never_overwrites_a_wait_policy_the_user_set():
     env = {"OMP_WAIT_POLICY": "ACTIVE"}
-    apply(choose("console", ncores=4, environ={}), environ=env)
+    apply(choose("console", override=3, ncores=4, environ={}), environ=env)
     assert env["OMP_WAIT_POLICY"] == "ACTIVE" and env["OMP_NUM_THREADS"] == "3"
+    env = {ENV: "auto"}
+    apply(choose("console", ncores=4, environ=env), environ=env)
+    assert env[ENV] == "auto" and env["OMP_NUM_THREADS"] == "4"
 
 
 def test_commands_without_torch_are_left_alone():
@@ -83,3 +99,113 @@ def test_cli_rejects_a_bad_thread_count_with_the_option_named():
                           "--threads", "0"], capture_output=True, text=True, timeout=120,
                          cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     assert out.returncode == 2 and "--threads must be at least 1, got '0'" in out.stderr
+
+
+# -- the governor: fed by a fake clock, a fake load and the times a test says tokens took ------------------
+class Clock:
+    def __init__(self):
+        self.t = 0.0
+
+    def __call__(self):
+        return self.t
+
+
+class Load:
+    """A LoadProbe stand-in: `others` cores busy elsewhere."""
+    def __init__(self, others=0.0):
+        self.value = others
+
+    def others(self):
+        return self.value
+
+
+def make(others=0.0, **kw):
+    clock, load, calls = Clock(), Load(others), []
+    gov = Governor(2, 1, probe=load, clock=clock, set_threads=calls.append, **kw)
+    return gov, clock, load, calls
+
+
+def decode(gov, seconds_at, tokens=1):
+    """One decode phase of `tokens` tokens, each taking seconds_at[count]."""
+    n = gov.use("decode")
+    for _ in range(tokens):
+        gov.tick("decode", seconds_at[gov.current])
+    return n
+
+
+def test_a_quiet_machine_measures_both_counts_and_keeps_the_faster():
+    gov, _, _, calls = make()
+    fast_wide = {2: 0.030, 1: 0.050}
+    assert decode(gov, fast_wide) == 2 and decode(gov, fast_wide) == 1    # each tried once
+    counts = [decode(gov, fast_wide, tokens=4) for _ in range(14)]
+    assert counts.count(2) >= 12 and 1 in counts                            # the faster, and a look at the other
+    gov2, _, _, _ = make()
+    fast_narrow = {2: 0.050, 1: 0.030}                                      # a CPU where two buy nothing
+    counts = [decode(gov2, fast_narrow, tokens=4) for _ in range(16)]
+    assert counts[2:].count(1) >= 12
+    assert calls[0] == 2 and set(calls) == {1, 2}
+
+
+def test_a_busy_neighbour_narrows_the_pool_at_once_and_quiet_widens_it_again():
+    gov, _, load, _ = make(others=1.0)
+    times = {2: 0.030, 1: 0.050}
+    assert [decode(gov, times) for _ in range(5)] == [1] * 5
+    load.value = 0.05
+    assert decode(gov, times) == 2
+    gov.use("decode")
+    load.value = 0.9                                                      # a neighbour starts mid-answer
+    gov.tick("decode", 0.030)
+    assert gov.current == 1
+
+
+def test_the_room_left_scales_with_the_load_on_a_bigger_machine():
+    load = Load(2.6)
+    gov = Governor(8, 7, probe=load, set_threads=lambda n: None)
+    assert gov.use("prefill") == 5                                         # 8 cores, ~3 busy elsewhere
+    load.value = 20.0
+    assert gov.use("prefill") == 1
+
+
+def test_a_collapsed_token_on_the_wide_pool_switches_to_narrow_and_backs_off():
+    """A neighbour inside this process (the console's threads) is invisible to /proc's other processes."""
+    gov, clock, _, _ = make()
+    assert decode(gov, {2: 0.020, 1: 0.030}) == 2
+    assert decode(gov, {2: 0.020, 1: 0.030}) == 1
+    assert gov.use("decode") == 2
+    gov.tick("decode", 0.5)                                                # 25x its usual time
+    assert gov.current == 1
+    assert gov.use("decode") == 1                                          # cooling down
+    clock.t += 2.5
+    assert gov.use("decode") == 2
+    gov.tick("decode", 0.5)
+    clock.t += 2.5
+    assert gov.use("decode") == 1                                          # the second cooldown is longer
+    clock.t += 2.0
+    assert gov.use("decode") == 2
+
+
+def test_one_count_means_no_governing():
+    calls = []
+    gov = Governor(1, 1, probe=Load(5.0), set_threads=calls.append)
+    assert not gov.enabled and gov.use("decode") == 1 and calls == [1]
+
+
+def test_load_probe_sees_a_busy_process_and_not_its_own_work():
+    """/proc for real: a spinning child counts as about one core, this process's own loop does not."""
+    probe = LoadProbe(min_window=0.2)
+    probe.others()
+    end = time.monotonic() + 0.6
+    while time.monotonic() < end:
+        pass                                                               # our own busy loop
+    quiet = probe.others()
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)
+        probe.others()
+        time.sleep(1.0)
+        loaded = probe.others()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert quiet is not None and loaded is not None
+    assert loaded >= 0.5 and loaded > quiet

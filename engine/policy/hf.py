@@ -36,6 +36,7 @@ from teletype.engine.policy.options import PRESETS, resolve_preset  # shared wit
 from teletype.engine.policy.render import DEFAULT_BUDGET, RenderError, end_of_turn_ids, prompt_window
 from teletype.engine.policy.tokens import load_chat_tokenizer, tokenizer_lock
 from teletype.engine.policy.typed import to_command
+from teletype.engine.threads import governor
 
 _DTYPES = {"float16": torch.float16, "fp16": torch.float16, "half": torch.float16,
            "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -193,11 +194,19 @@ class HFPolicy:
 
     def _generate(self, window, on_token: TokenCallback | None) -> Proposal:
         ids = window.ids
+        gov = governor() if self.device.type == "cpu" else None
+        threads = {}
+        if gov is not None:
+            threads["prefill"] = gov.use("prefill")
         t0 = time.perf_counter()
         cached = self._reuse(ids)
         logits = self._forward(ids[cached:])
         token = int(torch.argmax(logits))  # .item() waits for the device: the timing is honest
         prefill_s = time.perf_counter() - t0
+        if gov is not None:
+            if len(ids) - cached >= 64:   # short prefills say little about a count's speed
+                gov.record("prefill", prefill_s, len(ids) - cached)
+            gov.use("decode")
 
         t1 = time.perf_counter()
         generated: list[int] = []
@@ -216,8 +225,11 @@ class HFPolicy:
                     emitted = text
             if len(generated) >= self.max_new_tokens:
                 break
+            ts = time.perf_counter()
             logits = self.fast.step(self.kv, token) if self.fast is not None else self._forward([token])
             token = int(torch.argmax(logits))
+            if gov is not None:
+                gov.tick("decode", time.perf_counter() - ts)
         raw = self.decode(generated)
         if on_token is not None and raw.startswith(emitted) and len(raw) > len(emitted):
             on_token(raw[len(emitted):])
@@ -239,6 +251,9 @@ class HFPolicy:
             "dropped_turns": window.dropped_turns,
             "elided_outputs": window.elided,
         }
+        if gov is not None:
+            threads["decode"] = gov.current
+            stats["threads"] = threads
         if note:
             stats["note"] = note
         return Proposal(command=command, raw=raw, source="model", stats=stats)

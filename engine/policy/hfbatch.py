@@ -30,6 +30,7 @@ from teletype.engine.policy.base import Message, PolicyError, Proposal, TokenCal
 from teletype.engine.policy.hf import HFPolicy, KVState
 from teletype.engine.policy.render import RenderError, prompt_window
 from teletype.engine.policy.typed import to_command
+from teletype.engine.threads import governor
 
 
 @dataclass
@@ -142,15 +143,22 @@ class SharedHF:
         back afterwards, so every session keeps its cache for its next step."""
         eng = self.engine
         self.batches.append(len(batch))
+        gov = governor() if eng.device.type == "cpu" else None
         rows = []
         for r in batch:
+            if gov is not None:
+                gov.use("prefill")
             t0 = time.perf_counter()
             kv = r.owner.kv
             cached = kv.reuse(r.ids)
             token = int(torch.argmax(kv.forward(eng, r.ids[cached:])))
             rows.append(_Row(r, cached, token, time.perf_counter() - t0))
+            if gov is not None and len(r.ids) - cached >= 64:
+                gov.record("prefill", rows[-1].prefill_s, len(r.ids) - cached)
+        if gov is not None:
+            gov.use("decode")
         t1 = time.perf_counter()
-        self._decode(rows)
+        self._decode(rows, gov)
         decode_s = time.perf_counter() - t1
         for row in rows:
             r = row.request
@@ -169,7 +177,7 @@ class SharedHF:
             r.result = Proposal(command=command, raw=raw, source="model", stats=stats)
             r.done.set()
 
-    def _decode(self, rows: list[_Row]) -> None:
+    def _decode(self, rows: list[_Row], gov=None) -> None:
         """Greedy decoding of every row at once, each from its own cache, each stopping on its own.
 
         The same token-by-token rule as HFPolicy: a token is fed only if it is not an end of turn and
@@ -208,9 +216,12 @@ class SharedHF:
             for i in range(len(rows)):
                 positions[i, 0] = lengths[i] + fed[i]
             mask = torch.cat([mask, torch.ones((len(rows), 1), dtype=torch.long, device=device)], dim=1)
+            ts = time.perf_counter()
             out = eng.model(input_ids=tokens, attention_mask=mask, position_ids=positions, use_cache=True,
                             logits_to_keep=1, **{eng.cache_kwarg: cache})
             best = torch.argmax(out.logits[:, -1], dim=-1).tolist()
+            if gov is not None:
+                gov.tick("decode", time.perf_counter() - ts)
             for i in feed:
                 rows[i].request.owner.kv.ids.append(rows[i].token)
                 fed[i] += 1
