@@ -293,7 +293,7 @@ def main() -> int:
     ap.add_argument("--tokens", type=int, default=64, help="greedy tokens per answer (default 64)")
     ap.add_argument("--prompt", type=int, default=759, help="bare-loop prompt length in tokens (default 759)")
     ap.add_argument("--repeats", type=int, default=2, help="runs per loop; the fastest counts (default 2)")
-    ap.add_argument("--steps", type=int, default=8, help="session steps (default 8)")
+    ap.add_argument("--steps", type=int, default=12, help="session steps (default 12)")
     ap.add_argument("--no-neighbour", action="store_true", help="idle only")
     ap.add_argument("--no-default", action="store_true", help="leave out torch's default settings (the 'before')")
     ap.add_argument("--quick", action="store_true", help="one thread, 16 tokens, 200-token prompt, idle only")

@@ -136,19 +136,24 @@ def one_run(model_dir: Path, rows: list[dict], batch: int, grouped: bool, work: 
             "pad_share": 1 - counter.real / counter.positions, "real": counter.real}
 
 
-def lora_step_flops(model_config, tokens, r: int = 16, targets: int = 4) -> float:
+def lora_step_flops(model_config, tokens, r: int = 16, targets: int = 4, projected=None) -> float:
     """Model FLOPs of one LoRA training step on `tokens` tokens, or on a batch of sequences of these real
-    lengths (a list: padding is not counted; attention is per sequence) (see the module docstring)."""
+    lengths (a list: padding is not counted; attention is per sequence) (see the module docstring).
+    `projected`: how many positions go through the output projection (default: all; teletype's trainer
+    projects only the trained ones), a list beside a list of lengths."""
     if isinstance(tokens, (list, tuple)):
-        return sum(lora_step_flops(model_config, t, r, targets) for t in tokens)
+        projected = projected if projected is not None else tokens
+        return sum(lora_step_flops(model_config, t, r, targets, p) for t, p in zip(tokens, projected))
+    projected = tokens if projected is None else projected
     c = model_config
     d, L, f, v = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
     kv = c.num_key_value_heads * (d // c.num_attention_heads)
     per_layer = d * d * 2 + d * kv * 2 + 3 * d * f          # q, o, k, v, gate, up, down
-    n = L * per_layer + d * v                                # + the output projection
+    n = L * per_layer
+    head = d * v                                             # the output projection
     lora = L * r * (d + d + d + kv + d + kv + d + d) if targets == 4 else 0
     attention = L * 2 * tokens * tokens * d                  # QK^T and AV, causal (half of 4 T^2 d)
-    return (2 * n * tokens + 2 * n * tokens + 6 * lora * tokens + 3 * attention)
+    return 4 * n * tokens + 4 * head * projected + 6 * lora * tokens + 3 * attention
 
 
 def matmul_flops(dtype, tokens: int, repeats: int = 5) -> float:
@@ -165,7 +170,8 @@ def matmul_flops(dtype, tokens: int, repeats: int = 5) -> float:
     return 2 * tokens * 576 * 1536 / best
 
 
-def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, budget: int, batch: int = 1) -> dict:
+def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, budget: int, batch: int = 1,
+                 head: str = "trained") -> dict:
     import torch
     from transformers import AutoTokenizer, TrainerCallback
 
@@ -196,12 +202,17 @@ def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, 
     with tempfile.TemporaryDirectory() as work:
         trainer = make_trainer(model, tok, rows, config, Path(work), fp16=fp16, bf16=bf16, echo=lambda *a: None)
         trainer.add_callback(Clock())
+        if head == "all":
+            trainer._keep_ok = False       # transformers' own loss: logits at every position (the before)
         order = list(trainer.get_train_dataloader())
         trainer.train()
     per_row = [[int(x) for x in b["attention_mask"].sum(dim=1)] for b in order]
+    trained = [[int(x) for x in (b["labels"][:, 1:] != -100).sum(dim=1)] for b in order]
+    projected = per_row if head == "all" else trained
     padded = sum(b["attention_mask"].numel() for b in order)
     # the first step warms up (allocations, oneDNN primitives): left out
-    flops = sum(lora_step_flops(model.config, rows_) for rows_ in per_row[1:len(times)])
+    flops = sum(lora_step_flops(model.config, rows_, projected=p) for rows_, p in
+                zip(per_row[1:len(times)], projected[1:len(times)]))
     seconds = sum(times[1:])
     tokens = [t for rows_ in per_row for t in rows_]
     # the matmul is timed on as many rows as a step multiplies at once: the batch's tokens, padding included
@@ -211,7 +222,8 @@ def flops_worker(threads: int, precision: str, checkpointing: bool, steps: int, 
     return {"threads": threads, "precision": precision, "checkpointing": checkpointing, "steps": len(times) - 1,
             "batch": batch, "tokens": sum(sum(r) for r in per_row[1:len(times)]), "seconds": seconds,
             "flops": flops / seconds, "matmul": mm, "matmul_fp32": mm32, "mean_len": sum(tokens) / len(tokens),
-            "padding": 1 - sum(tokens) / padded}
+            "padding": 1 - sum(tokens) / padded, "head": head,
+            "trained_share": sum(map(sum, trained)) / sum(tokens)}
 
 
 def flops_section(args) -> None:
@@ -223,25 +235,27 @@ def flops_section(args) -> None:
 
     n = cores()
     # (threads, precision, gradient checkpointing, OpenMP wait policy: None = libgomp's spinning default, batch)
-    settings = [(1, "fp32", False, None, 1), (1, "bf16", False, None, 1), (1, "bf16", True, None, 1)]
+    # and the loss's output projection: "all" positions (transformers' default: the before) or the "trained" ones
+    settings = [(1, "fp32", False, None, 1, "all"), (1, "fp32", False, None, 1, "trained"),
+                (1, "bf16", False, None, 1, "trained"), (1, "bf16", True, None, 1, "trained")]
     if n > 1:
-        settings += [(n, "fp32", False, None, 1), (n, "fp32", False, "PASSIVE", 1), (n, "bf16", False, "PASSIVE", 1),
-                     (n, "fp32", False, "PASSIVE", 4), (n, "bf16", False, "PASSIVE", 4)]
-    settings += [(1, "fp32", False, None, 4)]
+        settings += [(n, "fp32", False, None, 1, "trained"), (n, "fp32", False, "PASSIVE", 1, "all"),
+                     (n, "fp32", False, "PASSIVE", 1, "trained"), (n, "bf16", False, "PASSIVE", 1, "all"),
+                     (n, "bf16", False, "PASSIVE", 1, "trained"), (n, "fp32", False, "PASSIVE", 4, "trained")]
     if args.quick:
-        settings = [(1, "fp32", False, None, 1), (1, "bf16", False, None, 1)]
+        settings = [(1, "fp32", False, None, 1, "all"), (1, "fp32", False, None, 1, "trained")]
     steps = 3 if args.quick else args.flops_steps
     print(f"\nSmolLM2-135M LoRA r=16 q/k/v/o, {steps} timed steps after one warm-up, budget {args.budget}; batch 4 "
           f"is length-grouped (the recipe's batching)")
     print(f"{'threads':>7} {'wait':>7} {'precision':>9} {'ckpt':>5} {'batch':>5} {'tok/s':>7} {'GFLOP/s':>8} {'matmul':>8} "
-          f"{'ratio':>6} {'vs fp32 mm':>10} {'s/step':>7} {'mean len':>8} {'padding':>7}")
-    for threads, precision, ckpt, wait, batch in settings:
+          f"{'ratio':>6} {'vs fp32 mm':>10} {'s/step':>7} {'mean len':>8} {'padding':>7} {'logits at':>9}")
+    for threads, precision, ckpt, wait, batch, head in settings:
         env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
         if wait:
             env["OMP_WAIT_POLICY"] = wait
         apply(choose("train", override=threads), environ=env)
         out = subprocess.run([sys.executable, __file__, "--flops-worker",
-                              json.dumps([threads, precision, ckpt, steps, args.budget, batch])],
+                              json.dumps([threads, precision, ckpt, steps, args.budget, batch, head])],
                              env=env, capture_output=True, text=True, timeout=3600)
         if out.returncode != 0:
             raise SystemExit(f"flops worker failed:\n{out.stderr[-3000:]}")
@@ -249,8 +263,10 @@ def flops_section(args) -> None:
         print(f"{threads:>7} {wait or 'spin':>7} {precision:>9} {'on' if ckpt else 'off':>5} {batch:>5} "
               f"{r['tokens'] / r['seconds']:>7.0f} {r['flops'] / 1e9:>8.1f} {r['matmul'] / 1e9:>8.1f} "
               f"{r['flops'] / r['matmul']:>5.2f}x {r['flops'] / r['matmul_fp32']:>9.2f}x {r['seconds'] / r['steps']:>7.2f} "
-              f"{r['mean_len']:>8.0f} {r['padding']:>6.1%}", flush=True)
-    print("ratio: achieved model FLOP/s over the matmul FLOP/s of the same precision; vs fp32 mm: over fp32's")
+              f"{r['mean_len']:>8.0f} {r['padding']:>6.1%} {head:>9}", flush=True)
+    print("ratio: achieved model FLOP/s over the matmul FLOP/s of the same precision; vs fp32 mm: over fp32's; "
+          f"logits at: every position (transformers' loss) or only the trained ones ({r['trained_share']:.0%} of the "
+          "tokens here), FLOPs counted for what is computed")
 
 
 def main() -> int:

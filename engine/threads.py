@@ -201,8 +201,9 @@ class Governor:
 
     - when other processes kept more than `busy` cores busy lately (LoadProbe), use `narrow`;
     - otherwise use the count whose measured time per token (an average over recent tokens, kept
-      for prefill and decode apart) is lower, trying the other one again now and then (`explore_every`
-      phases) while the machine stays quiet;
+      for prefill and decode apart) is lower, trying the other one again now and then while the machine
+      stays quiet: `explore_every` answers after the choice changed, then twice as long after each look
+      that did not change it, up to `max_gap`;
     - a decode token on `wide` that takes more than `collapse` times the best time seen on `narrow`
       (a neighbour inside this process: the console's own threads) switches to `narrow` at once and
       keeps `wide` off for `cooldown` seconds, doubled at each repeat (up to `max_cooldown`).
@@ -211,7 +212,7 @@ class Governor:
     model (OpenMP's count is per thread). One governor serves every model of the process."""
 
     def __init__(self, wide: int, narrow: int | None = None, probe: LoadProbe | None = None, busy: float = 0.3,
-                 explore_every: int = 8, collapse: float = 3.0, cooldown: float = 2.0, max_cooldown: float = 64.0,
+                 explore_every: int = 8, max_gap: int = 64, collapse: float = 3.0, cooldown: float = 2.0, max_cooldown: float = 64.0,
                  clock=time.monotonic, set_threads=None):
         self.wide = max(1, wide)
         self.narrow = max(1, narrow if narrow is not None else self.wide - 1)
@@ -228,6 +229,11 @@ class Governor:
         self.wide_off_until = 0.0
         self.cooldown = cooldown
         self.used: dict[str, set[int]] = {}
+        self.warm: set[tuple[str, int]] = set()
+        self.choice: dict[str, int] = {}       # per phase: the faster count, the next look at the other, the gap
+        self.next_look: dict[str, int] = {}
+        self.gap: dict[str, int] = {}
+        self.max_gap = max_gap
 
     @property
     def enabled(self) -> bool:
@@ -261,8 +267,13 @@ class Governor:
                     n = self.narrow
                 else:
                     n = self.wide if w < s else self.narrow
-                    if count % self.explore_every == 0:
-                        n = self.narrow if n == self.wide else self.wide   # the other one, now and then
+                    if n != self.choice.get(phase):          # a new choice: look back at the other one soon
+                        self.choice[phase], self.gap[phase] = n, self.explore_every
+                        self.next_look[phase] = count + self.explore_every
+                    elif count >= self.next_look.get(phase, self.explore_every):
+                        n = self.narrow if n == self.wide else self.wide   # the other one, now and then,
+                        self.gap[phase] = min(self.max_gap, 2 * self.gap.get(phase, self.explore_every))
+                        self.next_look[phase] = count + self.gap[phase]     # less often while it stays worse
             self.used.setdefault(phase, set()).add(n)
             return self._apply(n)
 
@@ -275,6 +286,9 @@ class Governor:
                 return
             per = seconds / units
             key = (phase, self.current)
+            if key not in self.warm:         # the first run at a count pays one-time costs (allocations,
+                self.warm.add(key)           # oneDNN primitives): it would make that count look slow for long
+                return
             old = self.ema.get(key)
             self.ema[key] = per if old is None else 0.7 * old + 0.3 * per
             self.best[key] = min(per, self.best.get(key, per))

@@ -125,8 +125,9 @@ def make(others=0.0, **kw):
     return gov, clock, load, calls
 
 
-def decode(gov, seconds_at, tokens=1):
-    """One decode phase of `tokens` tokens, each taking seconds_at[count]."""
+def decode(gov, seconds_at, tokens=2):
+    """One decode phase of `tokens` tokens, each taking seconds_at[count] (the very first at a count is a
+    warm-up the governor leaves out)."""
     n = gov.use("decode")
     for _ in range(tokens):
         gov.tick("decode", seconds_at[gov.current])
@@ -144,6 +145,15 @@ def test_a_quiet_machine_measures_both_counts_and_keeps_the_faster():
     counts = [decode(gov2, fast_narrow, tokens=4) for _ in range(16)]
     assert counts[2:].count(1) >= 12
     assert calls[0] == 2 and set(calls) == {1, 2}
+
+
+def test_looks_at_the_slower_count_get_rarer_while_the_choice_holds():
+    gov, _, _, _ = make()
+    counts = [decode(gov, {2: 0.030, 1: 0.050}) for _ in range(100)]
+    looks = [i + 1 for i, n in enumerate(counts) if n == 1]           # answer numbers that ran on one thread
+    assert looks[0] == 2 and 3 <= len(looks) <= 5
+    gaps = [b - a for a, b in zip(looks[1:], looks[2:])]
+    assert gaps == sorted(gaps) and gaps[-1] > gaps[0]
 
 
 def test_a_busy_neighbour_narrows_the_pool_at_once_and_quiet_widens_it_again():
@@ -172,6 +182,7 @@ def test_a_collapsed_token_on_the_wide_pool_switches_to_narrow_and_backs_off():
     assert decode(gov, {2: 0.020, 1: 0.030}) == 2
     assert decode(gov, {2: 0.020, 1: 0.030}) == 1
     assert gov.use("decode") == 2
+    gov.tick("decode", 0.021)
     gov.tick("decode", 0.5)                                                # 25x its usual time
     assert gov.current == 1
     assert gov.use("decode") == 1                                          # cooling down
@@ -182,6 +193,17 @@ def test_a_collapsed_token_on_the_wide_pool_switches_to_narrow_and_backs_off():
     assert gov.use("decode") == 1                                          # the second cooldown is longer
     clock.t += 2.0
     assert gov.use("decode") == 2
+
+
+def test_the_first_run_at_a_count_is_a_warm_up_and_not_held_against_it():
+    gov, _, _, _ = make()
+    gov.use("prefill")
+    gov.record("prefill", 4.0, 100)                                        # cold: 40 ms a token
+    gov.record("prefill", 0.1, 100)                                        # warm: 1 ms
+    assert gov.use("prefill") == 1
+    gov.record("prefill", 0.1, 100)
+    gov.record("prefill", 0.2, 100)                                        # 2 ms on one thread
+    assert gov.use("prefill") == 2
 
 
 def test_one_count_means_no_governing():

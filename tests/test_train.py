@@ -387,3 +387,38 @@ def test_save_dtype_halves_the_adapter_and_it_still_serves(synthetic_runs, tiny_
     worst = max(float((t - tensors["bf16"][k].float()).abs().max() / t.abs().max().clamp_min(1e-12))
                 for k, t in tensors["fp32"].items())
     assert worst < 1e-2, worst
+
+
+@pytest.mark.parametrize("num_items", [None, 37])
+def test_the_trained_tokens_loss_equals_the_default_and_so_do_its_gradients(tiny_model_dir, tiny_tokenizer, tmp_path,
+                                                                             num_items):
+    """teletype's Trainer projects only the positions that carry loss onto the vocabulary: the same loss and
+    gradients as transformers' own, on a padded batch of two with untrained turns between trained ones."""
+    import torch
+    from transformers import Trainer
+
+    from teletype.train.trainer import TrainedTokensTrainer, add_lora, load_base, make_trainer
+
+    sessions = [{"messages": synthetic_conversation(6, seed=s)[:-1], "source": "x"} for s in (1, 2)]
+    rows, _ = build_examples(tiny_tokenizer, sessions, 3072, 10 ** 6)
+    batch = PadCollator(tiny_tokenizer.pad_token_id or 0)(rows[:2])
+    assert (batch["labels"] == IGNORE_INDEX).any() and (batch["attention_mask"] == 0).any()   # padded, masked
+    config = TrainConfig(lora_r=4)
+    model = add_lora(load_base(str(tiny_model_dir), torch.float32), config)
+    trainer = make_trainer(model, tiny_tokenizer, rows, config, tmp_path, echo=lambda *a: None)
+    assert isinstance(trainer, TrainedTokensTrainer) and trainer._keep_ok
+    model.eval()                                  # LoRA dropout off: the same computation twice
+
+    def loss_and_grads(compute):
+        model.zero_grad()
+        loss = compute(model, dict(batch), num_items_in_batch=num_items)
+        loss.backward()
+        return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    ours, ours_grads = loss_and_grads(trainer.compute_loss)
+    theirs, theirs_grads = loss_and_grads(lambda *a, **k: Trainer.compute_loss(trainer, *a, **k))
+    assert torch.allclose(ours, theirs, rtol=1e-5, atol=1e-6), (ours, theirs)
+    assert ours_grads.keys() == theirs_grads.keys() and ours_grads
+    for name in ours_grads:
+        assert torch.allclose(ours_grads[name], theirs_grads[name], rtol=1e-4, atol=1e-7), name
+    assert trainer.loss_is_scaled_for_ga is (num_items is not None)

@@ -26,6 +26,7 @@ import torch
 from transformers import AutoModelForCausalLM, PrinterCallback, Trainer, TrainerCallback, TrainingArguments
 from transformers.trainer_utils import get_last_checkpoint
 
+from teletype.engine.policy.render import IGNORE_INDEX
 from teletype.train.config import TrainConfig
 from teletype.train.data import PadCollator, pad_id_of
 
@@ -123,12 +124,54 @@ def training_arguments(config: TrainConfig, out: Path, fp16: bool, bf16: bool) -
     )
 
 
+def _accepts_logits_to_keep(model) -> bool:
+    import inspect
+
+    inner = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(inner.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+class TrainedTokensTrainer(Trainer):
+    """A Trainer whose loss projects onto the vocabulary only the positions that carry loss.
+
+    Why: the default loss computes logits for every position, and for SmolLM2-135M the output
+    projection (576 x 49,152) is a fifth of the model's FLOPs, its log-softmax over 49,152 columns a
+    pass through memory per token; in a teletype demonstration only the commands and their end of
+    turn (about a tenth of the tokens) are trained. The loss is the same sum over the same tokens,
+    normalised the same way (over the accumulated batch's trained tokens when the Trainer says how
+    many, else over this batch's), so gradients match the default up to rounding (a test compares
+    them). A model whose forward takes no `logits_to_keep` gets the default."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.get("labels")
+        if return_outputs or labels is None or not getattr(self, "_keep_ok", False):
+            self.loss_is_scaled_for_ga = None            # the Trainer's own rule, for its own loss
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        # position t predicts token t + 1: its target is labels[:, t + 1]; the last position predicts nothing
+        target = torch.nn.functional.pad(labels[:, 1:], (0, 1), value=IGNORE_INDEX)
+        keep = target != IGNORE_INDEX
+        rest = {k: v for k, v in inputs.items() if k != "labels"}
+        logits = model(**rest, logits_to_keep=keep).logits.reshape(-1, model.config.vocab_size)
+        loss = torch.nn.functional.cross_entropy(logits.float(), target[keep], reduction="sum")
+        if num_items_in_batch is not None:
+            loss = loss / num_items_in_batch
+            self.loss_is_scaled_for_ga = True            # already a share of the accumulated batch
+        else:
+            loss = loss / keep.sum().clamp(min=1)
+            self.loss_is_scaled_for_ga = False           # a per-batch mean: the Trainer divides by the steps
+        return loss
+
+
 def make_trainer(model, tokenizer, rows: list[dict], config: TrainConfig, out: Path, fp16: bool = False,
                  bf16: bool = False, echo=print) -> Trainer:
     collator = PadCollator(pad_id_of(tokenizer), pad_to_multiple_of=8 if fp16 or bf16 else None)
-    trainer = Trainer(model=model, args=training_arguments(config, out, fp16, bf16), train_dataset=rows,
+    trainer = TrainedTokensTrainer(model=model, args=training_arguments(config, out, fp16, bf16), train_dataset=rows,
                       data_collator=collator, processing_class=tokenizer, callbacks=[PrintProgress(echo)])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts; PrintProgress replaces it
+    trainer._keep_ok = _accepts_logits_to_keep(model)
     return trainer
 
 
