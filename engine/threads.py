@@ -212,7 +212,8 @@ class Governor:
     model (OpenMP's count is per thread). One governor serves every model of the process."""
 
     def __init__(self, wide: int, narrow: int | None = None, probe: LoadProbe | None = None, busy: float = 0.3,
-                 explore_every: int = 8, max_gap: int = 64, collapse: float = 3.0, cooldown: float = 2.0, max_cooldown: float = 64.0,
+                 explore_every: int = 8, max_gap: int = 64, min_units: int = 64, collapse: float = 3.0,
+                 cooldown: float = 2.0, max_cooldown: float = 64.0,
                  clock=time.monotonic, set_threads=None):
         self.wide = max(1, wide)
         self.narrow = max(1, narrow if narrow is not None else self.wide - 1)
@@ -233,7 +234,7 @@ class Governor:
         self.choice: dict[str, int] = {}       # per phase: the faster count, the next look at the other, the gap
         self.next_look: dict[str, int] = {}
         self.gap: dict[str, int] = {}
-        self.max_gap = max_gap
+        self.max_gap, self.min_units = max_gap, min_units
 
     @property
     def enabled(self) -> bool:
@@ -248,17 +249,25 @@ class Governor:
         self.current = n
         return n
 
-    def use(self, phase: str) -> int:
-        """The count for the next `phase` ("prefill" or "decode"), set in the calling thread."""
+    def use(self, phase: str, units: int | None = None) -> int:
+        """The count for the next `phase` ("prefill" or "decode") of `units` tokens where known, set in the
+        calling thread. A phase shorter than `min_units` says little about a count's speed: it runs on the
+        faster count known so far, and neither measures nor explores."""
         with self._lock:
             if not self.enabled:
                 return self._apply(self.wide)
             others = self.probe.others()
-            count = self.phases[phase] = self.phases.get(phase, 0) + 1
+            short = units is not None and units < self.min_units
+            count = self.phases.get(phase, 0) + (0 if short else 1)
+            self.phases[phase] = count
             if others is not None and others > self.busy:
                 n = self._room(others)
             elif self.clock() < self.wide_off_until:
                 n = self.narrow
+            elif short:
+                w, s = self.ema.get((phase, self.wide)), self.ema.get((phase, self.narrow))
+                n = self.narrow if (w is None and s is not None) or (w is not None and s is not None and s < w) \
+                    else self.wide
             else:
                 w, s = self.ema.get((phase, self.wide)), self.ema.get((phase, self.narrow))
                 if w is None:
@@ -279,7 +288,7 @@ class Governor:
 
     def record(self, phase: str, seconds: float, units: int = 1) -> None:
         """The time `phase` took on the current count for `units` tokens; may switch to `narrow`."""
-        if units <= 0 or self.current is None:
+        if units <= 0 or self.current is None or (units < self.min_units and phase != "decode"):
             return
         with self._lock:
             if not self.enabled:

@@ -231,3 +231,18 @@ def test_load_probe_sees_a_busy_process_and_not_its_own_work():
         busy.wait()
     assert quiet is not None and loaded is not None
     assert loaded >= 0.5 and loaded > quiet
+
+
+def test_a_short_prefill_runs_on_the_faster_count_and_is_not_measured():
+    gov, _, _, _ = make()
+    assert gov.use("prefill", 20) == 2                                     # nothing known yet: every core
+    gov.record("prefill", 5.0, 20)                                         # not measured
+    assert gov.use("prefill", 700) == 2
+    gov.record("prefill", 9.0, 700)                                        # warm-up
+    gov.record("prefill", 0.7, 700)
+    assert gov.use("prefill", 30) == 2                                     # short: the only known count
+    assert gov.use("prefill", 700) == 1                                    # long: measure the other
+    gov.record("prefill", 9.0, 700)
+    gov.record("prefill", 2.1, 700)
+    assert [gov.use("prefill", 10) for _ in range(20)] == [2] * 20         # short ones neither explore
+    assert gov.phases["prefill"] == 2

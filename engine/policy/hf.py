@@ -196,16 +196,15 @@ class HFPolicy:
         ids = window.ids
         gov = governor() if self.device.type == "cpu" else None
         threads = {}
-        if gov is not None:
-            threads["prefill"] = gov.use("prefill")
         t0 = time.perf_counter()
         cached = self._reuse(ids)
+        if gov is not None:
+            threads["prefill"] = gov.use("prefill", len(ids) - cached)
         logits = self._forward(ids[cached:])
         token = int(torch.argmax(logits))  # .item() waits for the device: the timing is honest
         prefill_s = time.perf_counter() - t0
         if gov is not None:
-            if len(ids) - cached >= 64:   # short prefills say little about a count's speed
-                gov.record("prefill", prefill_s, len(ids) - cached)
+            gov.record("prefill", prefill_s, len(ids) - cached)
             gov.use("decode")
 
         t1 = time.perf_counter()

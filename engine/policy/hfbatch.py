@@ -146,14 +146,14 @@ class SharedHF:
         gov = governor() if eng.device.type == "cpu" else None
         rows = []
         for r in batch:
-            if gov is not None:
-                gov.use("prefill")
             t0 = time.perf_counter()
             kv = r.owner.kv
             cached = kv.reuse(r.ids)
+            if gov is not None:
+                gov.use("prefill", len(r.ids) - cached)
             token = int(torch.argmax(kv.forward(eng, r.ids[cached:])))
             rows.append(_Row(r, cached, token, time.perf_counter() - t0))
-            if gov is not None and len(r.ids) - cached >= 64:
+            if gov is not None:
                 gov.record("prefill", rows[-1].prefill_s, len(r.ids) - cached)
         if gov is not None:
             gov.use("decode")
