@@ -177,17 +177,17 @@ class LoadProbe:
         self.value: float | None = None
 
     def others(self) -> float | None:
-        now, ticks = self.clock(), self.read()
+        now = self.clock()
+        if self._last is not None and now - self._last[0] < self.min_window:
+            return self.value                # /proc is read at most once a window (a decode asks every token)
+        ticks = self.read()
         if ticks is None:
             return None
-        if self._last is None:
-            self._last = (now, ticks)
-            return self.value
-        then, (busy0, own0) = self._last
-        if now - then >= self.min_window:
+        if self._last is not None:
+            then, (busy0, own0) = self._last
             busy1, own1 = ticks
             self.value = max(0.0, (busy1 - busy0) - (own1 - own0)) / self.tick_hz / (now - then)
-            self._last = (now, ticks)
+        self._last = (now, ticks)
         return self.value
 
 

@@ -246,3 +246,22 @@ def test_a_short_prefill_runs_on_the_faster_count_and_is_not_measured():
     gov.record("prefill", 2.1, 700)
     assert [gov.use("prefill", 10) for _ in range(20)] == [2] * 20         # short ones neither explore
     assert gov.phases["prefill"] == 2
+
+
+def test_load_probe_reads_proc_once_a_window():
+    clock, reads = Clock(), []
+    ticks = iter([(0, 0), (150, 50), (300, 100)])
+
+    def read():
+        reads.append(clock.t)
+        return next(ticks)
+
+    probe = LoadProbe(min_window=0.2, clock=clock, read=read)
+    probe.tick_hz = 100
+    assert probe.others() is None
+    clock.t = 0.1
+    assert probe.others() is None and len(reads) == 1                      # inside the window: no read
+    clock.t = 1.0
+    assert probe.others() == 1.0 and len(reads) == 2                       # 150 busy ticks, 50 our own, in 1 s
+    clock.t = 1.1
+    assert probe.others() == 1.0 and len(reads) == 2
