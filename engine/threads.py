@@ -264,10 +264,9 @@ class Governor:
                 n = self._room(others)
             elif self.clock() < self.wide_off_until:
                 n = self.narrow
-            elif short:
+            elif short:                      # the faster count known so far, every core if none is
                 w, s = self.ema.get((phase, self.wide)), self.ema.get((phase, self.narrow))
-                n = self.narrow if (w is None and s is not None) or (w is not None and s is not None and s < w) \
-                    else self.wide
+                n = self.narrow if s is not None and (w is None or s < w) else self.wide
             else:
                 w, s = self.ema.get((phase, self.wide)), self.ema.get((phase, self.narrow))
                 if w is None:

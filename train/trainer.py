@@ -145,9 +145,13 @@ class TrainedTokensTrainer(Trainer):
     many, else over this batch's), so gradients match the default up to rounding (a test compares
     them). A model whose forward takes no `logits_to_keep` gets the default."""
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._keep_ok = _accepts_logits_to_keep(self.model)   # False: transformers' own loss (bench_train's before)
+
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         labels = inputs.get("labels")
-        if return_outputs or labels is None or not getattr(self, "_keep_ok", False):
+        if return_outputs or labels is None or not self._keep_ok:
             self.loss_is_scaled_for_ga = None            # the Trainer's own rule, for its own loss
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         # position t predicts token t + 1: its target is labels[:, t + 1]; the last position predicts nothing
@@ -171,7 +175,6 @@ def make_trainer(model, tokenizer, rows: list[dict], config: TrainConfig, out: P
     trainer = TrainedTokensTrainer(model=model, args=training_arguments(config, out, fp16, bf16), train_dataset=rows,
                       data_collator=collator, processing_class=tokenizer, callbacks=[PrintProgress(echo)])
     trainer.remove_callback(PrinterCallback)  # it prints raw dicts; PrintProgress replaces it
-    trainer._keep_ok = _accepts_logits_to_keep(model)
     return trainer
 
 
