@@ -270,6 +270,38 @@ def test_model_card(trained, synthetic_runs, tiny_model_dir):
     assert '"lora_r": 16' in card
 
 
+def test_init_adapter_starts_from_its_weights_and_shape(trained, synthetic_runs, tiny_model_dir, tmp_path, capsys):
+    """--init-adapter: the run starts from the adapter's matrices (at lr ~0 it ends where it began), takes its
+    rank and target modules over the flags, records it in the card, and refuses what is not a LoRA adapter."""
+    from safetensors.torch import load_file
+
+    start = load_file(trained / "adapter_model.safetensors")
+    still, moved = tmp_path / "still", tmp_path / "moved"
+    base = ["train", str(synthetic_runs), "--base", str(tiny_model_dir), "--init-adapter", str(trained),
+            "--lora-r", "4", "--target-modules", "q_proj", "--epochs", "1", "--grad-accum", "1"]
+    assert teletype(base + ["--out", str(still), "--lr", "1e-12"]) == 0
+    assert "LoRA r=16 alpha=32 on k_proj,o_proj,q_proj,v_proj" in capsys.readouterr().out
+    ended = load_file(still / "adapter_model.safetensors")
+    assert ended.keys() == start.keys()
+    assert all((ended[k] - start[k]).abs().max() < 1e-5 for k in start)
+    card = (still / "README.md").read_text()
+    assert f"started from the adapter `{trained}`" in card and '"lora_r": 16' in card
+    assert teletype(base + ["--out", str(moved), "--lr", "1e-2"]) == 0  # it does train: the weights move on
+    changed = load_file(moved / "adapter_model.safetensors")
+    assert any((changed[k] - start[k]).abs().max() > 1e-4 for k in start)
+
+    assert teletype(base + ["--out", str(tmp_path / "x"), "--init-adapter", str(synthetic_runs)]) == 2
+    err = capsys.readouterr().err
+    assert f"--init-adapter {synthetic_runs}: no adapter_config.json" in err
+    broken = tmp_path / "broken"
+    shutil.copytree(trained, broken)
+    (broken / "adapter_model.safetensors").write_bytes(b"not safetensors")
+    assert teletype(base + ["--out", str(tmp_path / "y"), "--init-adapter", str(broken)]) == 2
+    assert f"--init-adapter {broken}: cannot load" in capsys.readouterr().err
+    assert teletype(base + ["--out", str(tmp_path / "z"), "--finetune", "full"]) == 2
+    assert "--init-adapter starts a LoRA run" in capsys.readouterr().err
+
+
 def test_resume_continues_the_latest_checkpoint_exactly(synthetic_runs, tiny_model_dir, tmp_path, capsys):
     from safetensors.torch import load_file
 

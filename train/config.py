@@ -45,6 +45,11 @@ class TrainConfig:
     finetune: str = _f("lora", "lora: train LoRA matrices only (the shipped kind of artefact); full: every "
                                "weight of the base (the ceiling a LoRA should approach; fp32 weights, and "
                                "the whole model is written to OUT)", choices=["lora", "full"])
+    init_adapter: str = _f("", "start from this LoRA adapter's weights (a directory, or teletype-smollm2 for the "
+                               "embedded one) instead of fresh matrices: its rank, alpha, dropout and target "
+                               "modules are used, with a fresh optimiser and schedule. To continue training an "
+                               "adapter on new recordings (more worlds, an operator's corrections); --resume "
+                               "is for an interrupted run")
     lora_r: int = _f(16, "LoRA rank")
     lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha/r)")
     lora_dropout: float = _f(0.05, "dropout on the LoRA input")
@@ -93,6 +98,8 @@ class TrainConfig:
             raise ValueError("--warmup and --lora-dropout are shares in [0, 1)")
         if not self.target_modules:
             raise ValueError("--target-modules names no module")
+        if self.init_adapter and self.finetune == "full":
+            raise ValueError("--init-adapter starts a LoRA run from an adapter; it cannot go with --finetune full")
         unknown = set(self.loss_on) - set(PROVENANCES)
         if unknown or not self.loss_on:
             raise ValueError(f"--loss-on: {', '.join(sorted(unknown)) or 'nothing'} is not a provenance; "
@@ -124,7 +131,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         kind = {"int": int, "float": float, "str": str}[f.type]
         g.add_argument(flag, dest=f.name, type=kind, default=default, choices=meta.get("choices"),
                        metavar=None if meta.get("choices") else f.name.split("_")[-1].upper(),
-                       help=f"{meta['help']} (default {default})")
+                       help=f"{meta['help']} (default {default if default != '' else 'none'})")
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:

@@ -55,12 +55,50 @@ def load_base(base: str, dtype: torch.dtype):
         raise TrainError(f"could not load the base model {base!r}: {exc}") from exc
 
 
+def init_adapter_dir(name: str) -> Path:
+    """The adapter directory `--init-adapter` names (teletype-smollm2: the embedded one), or TrainError."""
+    if name == "teletype-smollm2":
+        from teletype.engine.policy.options import BUNDLED_ADAPTER
+
+        return Path(BUNDLED_ADAPTER)
+    path = Path(name).expanduser()
+    if not (path / "adapter_config.json").is_file():
+        raise TrainError(f"--init-adapter {name}: no adapter_config.json in {path} (expected a LoRA adapter "
+                         "directory, as `teletype train` writes, or teletype-smollm2)")
+    return path
+
+
+def load_init_adapter(model, config: TrainConfig):
+    """`model` with the LoRA adapter of `config.init_adapter` loaded trainable; config takes its shape."""
+    from peft import PeftModel
+
+    path = init_adapter_dir(config.init_adapter)
+    try:
+        meta = json.loads((path / "adapter_config.json").read_text())
+        if meta.get("peft_type", "LORA") != "LORA":
+            raise ValueError(f"it is a {meta.get('peft_type')} adapter, not LoRA")
+        peft_model = PeftModel.from_pretrained(model, str(path), is_trainable=True)
+    except Exception as exc:  # a torn file, another architecture's shapes, another kind of adapter
+        raise TrainError(f"--init-adapter {config.init_adapter}: cannot load {path} onto this base: {exc}") from exc
+    lora = peft_model.peft_config["default"]
+    config.lora_r, config.lora_alpha, config.lora_dropout = int(lora.r), int(lora.lora_alpha), float(lora.lora_dropout)
+    config.target_modules = sorted(lora.target_modules)
+    config.init_adapter = str(path)
+    for p in peft_model.parameters():  # LoRA masters in fp32, as get_peft_model keeps fresh ones
+        if p.requires_grad and p.dtype != torch.float32:
+            p.data = p.data.float()
+    return peft_model
+
+
 def add_lora(model, config: TrainConfig):
-    """Wrap `model` with fresh LoRA matrices on `config.target_modules` (all else frozen)."""
+    """Wrap `model` with fresh LoRA matrices on `config.target_modules` (all else frozen), or with the
+    adapter `config.init_adapter` names, trainable."""
     from peft import LoraConfig, get_peft_model
 
     if config.gradient_checkpointing:
         model.enable_input_require_grads()  # frozen embeddings: let checkpointed blocks see a grad
+    if config.init_adapter:
+        return load_init_adapter(model, config)
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
                       bias="none")
@@ -281,6 +319,8 @@ def write_model_card(out: Path, *, base: str, config: TrainConfig, report, comma
         "## Training", "",
         f"- optimiser steps: {result.get('steps')}, final training loss: {result.get('loss')}",
         f"- runtime: {result.get('seconds')} s on {result.get('device')}",
+        *([f"- started from the adapter `{config.init_adapter}` (its weights; a fresh optimiser and schedule)"]
+          if config.init_adapter else []),
         f"- torch {torch.__version__}, transformers {transformers.__version__}, peft {peft.__version__}",
         *([f"- merged model: `{merged}`"] if merged else []), "",
         "Configuration:", "", "```json", json.dumps(config.to_dict(), indent=1), "```", "",

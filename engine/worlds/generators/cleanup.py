@@ -64,7 +64,8 @@ def cl_keep_newest(ctx: Ctx) -> Task:
                  f"the other files in {folder} alone."]
     checks = [absent(f"{folder}/{n}") for n in old] + [exists(f"{folder}/{n}") for n in new]
     checks.append(exists(f"{folder}/restore.sh"))
-    work = [f"ls {folder}", f"cd {folder}", "rm " + " ".join(old), "ls"]
+    # the pipeline needs only the count from the directive; copying names out of ls's columns drops some
+    work = [f"ls -1 {folder}", f"cd {folder}", f"ls -1 {prefix}-*{ext} | head -n -{keep_n} | xargs rm", "ls -1"]
     return Task(title=f"prune {prefix} backups", directive=directive,
                 description=f"keep the {keep_n} newest dated backups and delete the older ones",
                 files=files, checks=checks, work=work)
@@ -117,7 +118,7 @@ def cl_dated_logs(ctx: Ctx) -> Task:
                  "and the README stay."]
     checks = [absent(f"{folder}/{n}") for n in old] + [exists(f"{folder}/{n}") for n in new]
     checks += [exists(f"{folder}/{svc}.log"), exists(f"{folder}/README")]
-    work = [f"ls {folder}", f"cd {folder}", "rm " + " ".join(old), "ls"]
+    work = [f"ls -1 {folder}", f"cd {folder}", "rm " + " ".join(old), "ls -1"]  # one a line, in date order
     return Task(title=f"prune old {svc} logs", directive=directive,
                 description="delete dated logs older than a cutoff date taken from their names",
                 files=files, checks=checks, work=work)
