@@ -183,6 +183,9 @@ def test_identity_and_environment(shell_in):
     lines = obs.text.split("\n")
     assert lines[:3] == ["alice", "sek", "/home/alice alice"]
     assert lines[3].split()[-1] == "0000000000000000"
+    env = sh.run("env").text
+    names = {line.split("=", 1)[0] for line in env.split("\n") if "=" in line}
+    assert not any(n.startswith("TELETYPE") for n in names) and "ENV" not in names  # nothing of teletype's own
 
 
 def test_every_process_is_gone_after_close(shell_in):

@@ -172,8 +172,10 @@ unset ENV
 # The login shell cannot hand the terminal back to a process group outside the sandbox when it
 # exits; dash says so ("Cannot set tty process group"). Nobody is there to read it.
 trap 'exec 2>/dev/null' EXIT
+# A shell variable, not exported: the model's `env` shows only the world's variables (a teletype one
+# there was read as a lead: `cat $TELETYPE_SESSION`).
 if [ -z "$TELETYPE_SESSION" ]; then
-  TELETYPE_SESSION=1; export TELETYPE_SESSION
+  TELETYPE_SESSION=1
   printf '\\033]{LOGIN_OSC};{n}\\007'
   cat {RUN_DIR}/banner {RUN_DIR}/motd 2>/dev/null
   cd "$HOME" 2>/dev/null
