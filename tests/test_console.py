@@ -189,10 +189,11 @@ def test_cli_builds_the_console_and_replay_commands(tmp_path, capsys):
     cfg = config_from_args(build_parser(["console"]).parse_args(["console"]))   # the embedded default
     assert cfg.model_label == "teletype-smollm2"  # its name, not the cache path it resolves to
     cfg = config_from_args(build_parser(["console"]).parse_args(["console", "--policy", "scripted"]))
-    sc = load_named("permissions/deploy_exec")
+    sc = load_named("file_create/hello_script")
     policy = cfg.policy(sc)
     assert policy.commands == list(sc.solution.commands) and cfg.policy(sc) is policy
-    assert cfg.scenario == "permissions/deploy_exec"
+    # the first impression: a train archetype the embedded default solves on auto (its model card has the run)
+    assert cfg.scenario == "file_create/hello_script" and sc.scenario.split == "train"
     args = build_parser(["replay"]).parse_args(["replay", "runs/x"])
     assert args.func is run_replay and args.run == "runs/x"
     assert main(["replay", str(tmp_path / "nothing")]) == 2
