@@ -41,7 +41,7 @@ def _all_solutions(tmp_path: Path) -> list[tuple[str, list[str]]]:
 
 def test_detour_plans_keep_the_script_and_change_nothing(tmp_path):
     """Every plan is the script in order with at most MAX_DETOURS detours, none before the final exit or
-    panic; a detour is read-only (ls, cat, pwd) or a mistyped program name on a command without shell
+    panic; a detour is read-only (ls, cat, pwd, env) or a mistyped program name on a command without shell
     syntax (a mistyped `x > f` would still truncate f); the same seed gives the same plan."""
     kinds = set()
     for name, commands in _all_solutions(tmp_path):
@@ -53,16 +53,21 @@ def test_detour_plans_keep_the_script_and_change_nothing(tmp_path):
         for k, c in detours:
             head = c.split(" ", 1)[0]
             nxt = plan[k + 1][0]
-            if head in ("ls", "cat", "pwd"):
+            if head in ("ls", "cat", "pwd", "env"):
                 assert not _SHELL_SYNTAX.search(c), c
                 kinds.add("cat /bin" if c.startswith(("cat /bin", "ls -R /usr")) else head)
+                if head == "cat" and nxt.split(" ", 1)[0] in ("ls", "cd") and c[4:] == nxt.split()[-1].rstrip("/"):
+                    kinds.add("cat of the next directory")
+                if k == 0 and c in ("env", "ls", "ls -a"):
+                    kinds.add("first look elsewhere")
+                    assert c.split()[0] != nxt.split()[0], (c, nxt)
             else:   # a typo of the next command's program, never another real program
                 assert head not in _PROGRAMS, (c, nxt)
                 assert not _SHELL_SYNTAX.search(nxt), (c, nxt)
                 assert head != nxt.split(" ", 1)[0] and c.split(" ")[1:] == nxt.split(" ")[1:], (c, nxt)
                 kinds.add("typo")
         assert plan_detours(commands, 1.0, f"{name}:0") == plan
-    assert kinds >= {"typo", "ls", "cat", "cat /bin"}
+    assert kinds >= {"typo", "ls", "cat", "cat /bin", "env", "cat of the next directory", "first look elsewhere"}
     assert all(s == "scripted" for _, s in plan_detours(["ls", "exit"], 0.0, "x"))
 
 
@@ -110,8 +115,8 @@ def test_detour_demonstrations_still_solve_their_task_and_show_the_error(detour_
             if turn["source"] == "detour" and turn["status"] != 0:
                 errors += 1
                 out = traj["messages"][i + 1]["content"]
-                assert "not found" in out or "No such file" in out, out
-    assert errors >= len(TRAIN)
+                assert "not found" in out or "No such file" in out or "Is a directory" in out, out
+    assert errors >= len(results) // 3   # many detours fail (a first look elsewhere succeeds)
 
 
 @needs_bwrap

@@ -2,8 +2,10 @@
 
 With `detours` (a rate in 0..1) some steps are preceded by a recoverable detour, recorded with the
 provenance `detour`: a mistyped command name (the shell says `not found`), a look at a directory or a
-misspelled path the next command names, or a flood of binary output (`cat /bin/sh`, the favourite
-loop of an under-trained model). Each detour reads or fails and changes nothing, so the reference
+misspelled path the next command names, `cat` of the directory the next command lists or enters (`Is a
+directory`), a first look in the wrong place for the assignment (`env` when it is in a file, `ls -a`
+when it is in a variable or a program), or a flood of binary output (`cat /bin/sh`, the favourite loop
+of an under-trained model). Each detour reads or fails and changes nothing, so the reference
 solution still solves the task after it; the recording then shows a correct continuation after an
 error, which reference solutions alone never do. `teletype train` leaves the detour turns out of the
 loss by default (their provenance), so a model learns the recovery and not the mistake.
@@ -84,6 +86,28 @@ def _look(command: str, rng: Random) -> str | None:
     return f"ls -la {folder}"
 
 
+_PLACES = {"env": 2, "ls -a": 1, "ls": 1}
+"""Where a newcomer looks first for the assignment, with weights: the first detour is often one that
+is not the script's own first look (`env` most, the look an under-trained model repeats)."""
+
+
+def _place(command: str, rng: Random) -> str | None:
+    head = command.split(" ", 1)[0]
+    options = [p for p in _PLACES if p.split(" ", 1)[0] != head]
+    return rng.choices(options, weights=[_PLACES[p] for p in options])[0] if options else None
+
+
+def _directory(command: str, rng: Random) -> str | None:
+    """`cat D` before a command that lists or enters the directory D (`ls -l D`, `cd D`)."""
+    if not _SIMPLE.match(command):
+        return None
+    words = command.split()
+    if words[0] not in ("ls", "cd"):
+        return None
+    dirs = [w for w in words[1:] if not w.startswith("-") and _PATH.match(w) and w not in (".", "..", "~")]
+    return f"cat {rng.choice(dirs).rstrip('/')}" if len(dirs) == 1 else None
+
+
 def plan_detours(commands: list[str], rate: float, seed: str) -> list[tuple[str, str]]:
     """The commands to type, each with its provenance: the script's own (`scripted`) with detours
     (`detour`) drawn before some of them. The terminal command (exit/panic) gets none."""
@@ -93,9 +117,12 @@ def plan_detours(commands: list[str], rate: float, seed: str) -> list[tuple[str,
     for k, command in enumerate(commands):
         terminal = command.split(" ", 1)[0] in ("exit", "panic") and k == len(commands) - 1
         if not terminal and left and rate > 0 and rng.random() < rate:
-            kind = rng.choices(["typo", "missing", "look", "flood"], weights=[4, 3, 2, 1])[0]
-            make = {"typo": _typo, "missing": _missing, "look": _look,
-                    "flood": lambda c, r: r.choice(_FLOODS)}[kind]
+            kinds, weights = ["typo", "missing", "look", "flood", "directory"], [4, 3, 2, 1, 3]
+            if k == 0:
+                kinds, weights = kinds + ["place"], weights + [13]
+            kind = rng.choices(kinds, weights=weights)[0]
+            make = {"typo": _typo, "missing": _missing, "look": _look, "directory": _directory,
+                    "place": _place, "flood": lambda c, r: r.choice(_FLOODS)}[kind]
             detour = make(command, rng) or _look(command, rng)
             if detour and detour != command:
                 plan.append((detour, "detour"))
