@@ -76,7 +76,8 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--replay", metavar="RUN", help="with --policy replay: the recording to replay")
     g.add_argument("--detours", type=float, default=0.0, metavar="RATE",
                    help="with --policy scripted: the chance (0-1) that a step is preceded by a recoverable "
-                        "detour (a mistyped command, a missing path, a look around, a flood of output), "
+                        "detour (a mistyped command, a missing path, a look around, cat of a folder, a first "
+                        "look for the assignment in the wrong place, a flood of output), "
                         "recorded with provenance `detour` and left out of the loss by `teletype train` "
                         "(default 0)")
     g.add_argument("--detour-seed", type=int, default=0, metavar="N",
