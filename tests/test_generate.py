@@ -77,6 +77,31 @@ def test_generated_scenarios_validate_in_bwrap(tmp_path, archetype):
 
 
 @needs_bwrap
+def test_config_edit_references_change_a_value_both_ways_people_do(tmp_path):
+    """A changed setting is solved either by an anchored whole-line `s` or by replacing only the value's
+    text (`s/old/new/`, sometimes `g`) where that text occurs once in the file; both end clean."""
+    paths = generate("config_edit", n=40, seed=5, out=tmp_path)
+    forms = Counter()
+    for p in paths:
+        for cmd in load_scenario(p).solution.commands:
+            m = re.fullmatch(r"sed -i '(s(.)(.*?)\2(.*?)\2(g?))' (\S+)", cmd)
+            if not m:
+                continue
+            pat = m.group(3)
+            if pat.startswith("^") and pat.endswith("$"):
+                forms["line"] += 1
+            else:
+                forms["substring+g" if m.group(5) else "substring"] += 1
+                old = re.sub(r"\\(.)", r"\1", pat)
+                text = next(f.content for f in load_scenario(p).files if m.group(6).endswith(f.path.lstrip("~/")))
+                assert text.count(old) == 1, f"{p.name}: {cmd!r} would change {text.count(old)} places"
+    assert forms["line"] >= 5 and forms["substring"] >= 3 and forms["substring+g"] >= 3, forms
+    results = validate_all(paths, sandbox="bwrap", jobs=3)
+    bad = [f"{v.name}: {v.problem}" for v in results if not v.ok]
+    assert not bad, "\n".join(bad)
+
+
+@needs_bwrap
 def test_panic_references_leave_their_checks_passing(tmp_path):
     """For panic scenarios the checks guard against damage; the reference (look, then panic) passes them."""
     from teletype.engine.policy.scripted import ScriptedPolicy

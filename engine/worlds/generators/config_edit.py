@@ -5,6 +5,8 @@ another; jobs in a crontab; an address in a hosts file.
 """
 from __future__ import annotations
 
+from random import Random
+
 from teletype.engine.worlds.generators.common import Ctx, Task, code, command, equals, f, q1, sed_s, sq
 from teletype.engine.worlds.generators.world import COLLEAGUES, PROJECTS
 
@@ -22,6 +24,21 @@ _CONF = [("listen", ["8080", "8000", "9090"]), ("workers", ["2", "4", "8"]), ("l
          ("max_body", ["1m", "10m", "50m"]), ("access_log", ["on", "off"])]
 _FMT = {"env": lambda k, v: f"{k}={v}", "yaml": lambda k, v: f"{k}: {v}", "conf": lambda k, v: f"{k} {v}"}
 _KEYPAT = {"env": lambda k: f"{k}=.*", "yaml": lambda k: f"{k}: .*", "conf": lambda k: f"{k} .*"}
+
+
+def _replace(text: str, old: str, new: str, line_cmd: str, path: str) -> str:
+    """The sed command for one changed line, in either of the forms people type.
+
+    `line_cmd` replaces the whole line by an anchored pattern. Where the changed part `old` occurs
+    exactly once in the file's current `text`, about half of the reference solutions replace just
+    that substring instead (`s/old/new/`, sometimes with `g`), the way most people edit a value.
+    Both forms give the same file. The choice is drawn from a generator seeded by the edit itself,
+    so it consumes nothing from the world's generator and the world stays the same.
+    """
+    style = Random(f"config_edit|{path}|{old}|{new}")
+    if text.count(old) != 1 or style.random() < 0.5:
+        return line_cmd
+    return f"sed -i {q1(sed_s(old, new, glob=style.random() < 0.5))} {path}"
 
 
 _VERB = {"set": "change", "add": "add", "remove": "remove", "comment": "comment out"}
@@ -78,9 +95,11 @@ def ce_flat(ctx: Ctx) -> Task:
         if op == "set":
             v = rng.choice([a for a in dict(present)[k] if a != values[k]])
             new = line(k, v)
+            before = "\n".join(new_lines)
             new_lines[new_lines.index(old)] = new
             directive_parts.append(f"change {k} from {values[k]} to {v} (the line becomes {code(new)})")
-            work.append(f"sed -i {q1(sed_s(_KEYPAT[fmt](k), new, whole_line=True, regex=True))} {path}")
+            anchored = f"sed -i {q1(sed_s(_KEYPAT[fmt](k), new, whole_line=True, regex=True))} {path}"
+            work.append(_replace(before, old, new, anchored, path))
             checks.append(command(f"grep -qxF -- {sq(new)} {path} && ! grep -qxF -- {sq(old)} {path}",
                                   f"{k} is now {v}"))
         elif op == "remove":
@@ -168,7 +187,8 @@ def ce_crontab(ctx: Ctx) -> Task:
             h, m = rng.randint(0, 23), rng.choice([0, 15, 30, 45])
             new = f"{m} {h} * * * $HOME/bin/{n}.sh"
             parts.append(f"run the {n} job every day at {h:02d}:{m:02d} (the line becomes {code(new)})")
-            work.append(f"sed -i {q1(sed_s(old, new, whole_line=True))} {path}")
+            work.append(_replace("\n".join(lines), old, new, f"sed -i {q1(sed_s(old, new, whole_line=True))} {path}",
+                                 path))
             checks.append(command(f"grep -qxF -- {sq(new)} {path} && ! grep -qxF -- {sq(old)} {path}",
                                   f"the {n} job runs at {h:02d}:{m:02d}"))
     work.append(f"cat {path}")
@@ -194,7 +214,9 @@ def ce_hosts(ctx: Ctx) -> Task:
     add = f"10.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(2, 250)} {add_name}.{ctx.host}.lan {add_name}"
     both = rng.random() < 0.5
     parts = [f"{move} moved to {new_ip}: change the address on its line (the line becomes {code(new)})"]
-    work = [f"cat {path}", f"sed -i {q1(sed_s(old, new, whole_line=True))} {path}"]
+    old_ip = old.split(" ", 1)[0]
+    work = [f"cat {path}", _replace("\n".join(lines), old_ip, new_ip,
+                                    f"sed -i {q1(sed_s(old, new, whole_line=True))} {path}", path)]
     checks = [command(f"grep -qxF -- {sq(new)} {path} && ! grep -qxF -- {sq(old)} {path}",
                       f"{move} points to {new_ip}")]
     if both:
