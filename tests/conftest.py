@@ -46,3 +46,42 @@ def docker_daemon():
     client.close()
 
 # -- end of sandbox fixtures -------------------------------------------------------------------------
+
+
+# -- train fixtures (tests/test_train.py, tests/test_train_runs.py) -----------------------------------
+@pytest.fixture(scope="module")
+def recordings(tmp_path_factory):
+    """Scripted demonstrations of trainkit.SCENARIOS, recorded in real bwrap sandboxes."""
+    import shutil
+
+    from trainkit import SCENARIOS
+    from util import REPO
+
+    if shutil.which("bwrap") is None:
+        pytest.skip("bubblewrap is not installed")
+    from teletype.engine.policy import make_policy
+    from teletype.engine.runtime.session import Session
+    from teletype.engine.worlds.scenario import load_scenario
+
+    root = tmp_path_factory.mktemp("recordings")
+    for name in SCENARIOS:
+        sc = load_scenario(REPO / "scenarios" / f"{name}.toml")
+        assert sc.scenario.split == "train"
+        outcome = Session(sc, policy=make_policy("scripted", scenario=sc),
+                          record_dir=root / name.replace("/", "-")).run()
+        assert outcome.outcome == "success", name
+    return root
+
+
+@pytest.fixture(scope="module")
+def synthetic_runs(tmp_path_factory):
+    """Three short recorded runs (trajectory.json only), enough for a quick training."""
+    from trainkit import short_session
+    from util import write_run
+
+    root = tmp_path_factory.mktemp("synthetic")
+    for i, command in enumerate(["cat TASK", "ls -la", "touch done"]):
+        write_run(root / f"s{i}", short_session(command))
+    return root
+
+# -- end of train fixtures ------------------------------------------------------------------------------
