@@ -263,6 +263,32 @@ def test_init_adapter_starts_from_its_weights_and_shape(trained, synthetic_runs,
     assert "--init-adapter starts a LoRA run" in capsys.readouterr().err
 
 
+def test_checkpoints_of_an_adapter_named_by_hub_id_save_without_asking_the_hub(trained, synthetic_runs,
+                                                                                 tiny_model_dir, tmp_path):
+    """An --init-adapter that names its base by a hub id (as teletype-smollm2 does) keeps that name, and its
+    checkpoints are saved without peft asking the hub about the base (offline: two warnings a checkpoint)."""
+    import json
+    import warnings
+
+    hub_named = tmp_path / "hub-named"
+    shutil.copytree(trained, hub_named)
+    config_path = hub_named / "adapter_config.json"
+    meta = json.loads(config_path.read_text())
+    meta["base_model_name_or_path"] = "HuggingFaceTB/SmolLM2-135M-Instruct"
+    config_path.write_text(json.dumps(meta))
+    out = tmp_path / "out"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert teletype(["train", str(synthetic_runs), "--base", str(tiny_model_dir), "--out", str(out),
+                         "--init-adapter", str(hub_named), "--epochs", "1", "--grad-accum", "1",
+                         "--save-steps", "1"]) == 0
+    asked = [str(w.message) for w in caught if "config file" in str(w.message) or "remote file" in str(w.message)]
+    assert not asked, asked
+    assert len(list(out.glob("checkpoint-*"))) >= 2
+    saved = json.loads((out / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+
+
 def test_config_defaults_are_the_reference_run_and_flags_override():
     import argparse
 

@@ -98,14 +98,37 @@ def add_lora(model, config: TrainConfig):
     if config.gradient_checkpointing:
         model.enable_input_require_grads()  # frozen embeddings: let checkpointed blocks see a grad
     if config.init_adapter:
-        return load_init_adapter(model, config)
+        return saves_without_hub_lookup(load_init_adapter(model, config))
     lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
                       lora_dropout=config.lora_dropout, target_modules=list(config.target_modules),
                       bias="none")
     try:
-        return get_peft_model(model, lora)
+        return saves_without_hub_lookup(get_peft_model(model, lora))
     except ValueError as exc:  # e.g. a target module the architecture does not have
         raise TrainError(f"cannot add LoRA to this model: {exc}") from exc
+
+
+def saves_without_hub_lookup(peft_model):
+    """`peft_model`, whose save_pretrained (the Trainer's checkpoints, the final adapter) decides
+    whether to save the embedding layers from the LoRA's own target modules.
+
+    Left to itself (`save_embedding_layers="auto"`), peft asks the hub for the base's config.json
+    whenever the adapter names its base by a hub id (an `--init-adapter` such as teletype-smollm2
+    does), to see whether the vocabulary was resized; offline, that prints two warnings at every
+    checkpoint. teletype never resizes the vocabulary, so the embeddings are saved exactly when the
+    LoRA targets them."""
+    from peft.utils.constants import EMBEDDING_LAYER_NAMES
+
+    targets = peft_model.peft_config["default"].target_modules or []
+    embeddings = any(name in EMBEDDING_LAYER_NAMES for name in targets)
+    save = peft_model.save_pretrained
+
+    def save_pretrained(*args, **kwargs):
+        kwargs.setdefault("save_embedding_layers", embeddings)
+        return save(*args, **kwargs)
+
+    peft_model.save_pretrained = save_pretrained
+    return peft_model
 
 
 class PrintProgress(TrainerCallback):
