@@ -40,6 +40,11 @@ SETTLE = 0.005
 PROMPT_CHARS = 256
 """Longest prompt line kept whole; text before it on the same line counts as output."""
 
+BACK_AFTER_KILL = 6.0
+"""Seconds a shell has to show its prompt again after its foreground group was killed. Only a shell
+that does not come back waits them out; on a loaded machine a docker sandbox's shell was seen to
+take more than 2 s, and was then wrongly given up on."""
+
 
 @dataclass(frozen=True)
 class Limits:
@@ -590,7 +595,7 @@ class Shell:
         if fg is not None and fg != self.shell_pgrp:
             self.term.kill_pgrp(fg, signal.SIGKILL)
         self.term.restore_modes()
-        got = self._wait_prompt(mark, 2.0)
+        got = self._wait_prompt(mark, BACK_AFTER_KILL)
         if got is not None:
             return got
         # The shell itself does not come back: the session cannot go on.
