@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 import pytest
 from util import DEPLOY, HostCanaries, assert_no_survivors, assert_recording_complete, needs_bwrap, scenario_from
 
+from teletype.engine.runtime.capture import PROMPT_CHARS
 from teletype.engine.runtime.session import Session
-from teletype.engine.runtime.shell import PROMPT_CHARS, Limits
+from teletype.engine.runtime.shell import Limits
 from teletype.engine.worlds.scenario import load_scenario
 
 pytestmark = needs_bwrap

@@ -21,25 +21,22 @@ the foreground process group, then restoring the terminal modes; the model is to
 """
 from __future__ import annotations
 
-import bisect
 import logging
 import re
 import signal
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from teletype.engine.runtime.capture import Capture, Markers, Observation, interrupt_note, observation, split_prompt
 from teletype.engine.runtime.printout import elide_middle, printout
-from teletype.engine.sandbox.base import LOGIN_OSC, PS1_OSC, PS2_OSC, Terminal
+from teletype.engine.sandbox.base import Terminal
 
 Listener = Callable[[bytes], None]
 log = logging.getLogger(__name__)
 SETTLE = 0.005
 """Seconds the shell must sit at its input, all its output read, before its last marker counts."""
-PROMPT_CHARS = 256
-"""Longest prompt line kept whole; text before it on the same line counts as output."""
-
 BACK_AFTER_KILL = 6.0
 """Seconds a shell has to show its prompt again after its foreground group was killed. Only a shell
 that does not come back waits them out; on a loaded machine a docker sandbox's shell was seen to
@@ -62,64 +59,12 @@ class Limits:
     """Longest single line that can be typed (the terminal's line buffer holds 4095 bytes)."""
 
 
-@dataclass
-class Observation:
-    """The outcome of typing one command."""
-
-    text: str
-    """What the model reads: the output as a teletype prints it, notes, then the next prompt."""
-    status: int | None = None
-    """Exit status from the prompt marker (None when the shell did not come back)."""
-    interrupted: str | None = None
-    """Why the command was interrupted: timeout, input, flood, incomplete, too_long, prompt_lost
-    (the command took the prompt away and teletype set it again); None if it finished."""
-    ended: bool = False
-    """The shell is gone (exit, panic, or killed)."""
-    exit_code: int | None = None
-    """When the shell is gone: its exit status (128 + N when signal N ended it), if known."""
-    output_bytes: int = 0
-    seconds: float = 0.0
-    notes: list[str] = field(default_factory=list)
-
-
 class ShellError(RuntimeError):
     pass
 
 
 class LoginTimeout(ShellError):
     """The shell printed no first prompt in time (the session retries once with a fresh shell)."""
-
-
-class _Capture:
-    """Bytes of the current command: its first and last part, and a count of what fell between."""
-
-    HEAD = 64 << 10
-    TAIL = 64 << 10
-
-    def __init__(self) -> None:
-        self.head = bytearray()
-        self.tail = bytearray()
-        self.dropped = 0
-        self.total = 0
-
-    def add(self, data: bytes) -> None:
-        self.total += len(data)
-        room = self.HEAD - len(self.head)
-        if room > 0:
-            self.head += data[:room]
-            data = data[room:]
-        if data:
-            self.tail += data
-            if len(self.tail) > 2 * self.TAIL:
-                cut = len(self.tail) - self.TAIL
-                self.dropped += cut
-                del self.tail[:cut]
-
-    def bytes(self) -> tuple[bytes, int]:
-        return bytes(self.head) + bytes(self.tail), self.dropped
-
-
-_NUM = rb"(-?\d+)"
 
 
 class Shell:
@@ -129,19 +74,13 @@ class Shell:
                  listeners: list[Listener] | None = None, rearm: str | None = None):
         self.term = terminal
         self.limits = limits
-        n = re.escape(nonce.encode())
-        self._ps1 = re.compile(rb"\x1b\]%d;%s;%s\x07" % (PS1_OSC, n, _NUM))
-        self._ps2 = re.compile(rb"\x1b\]%d;%s\x07" % (PS2_OSC, n))
-        self._login = re.compile(rb"\x1b\]%d;%s\x07" % (LOGIN_OSC, n))
+        self._markers = Markers(nonce)
         self._rearm = rearm
         self._dsr = re.compile(rb"\x1b\[6n")
         self._cond = threading.Condition()
         self._listeners: list[Listener] = list(listeners or [])  # before the reader starts
-        self._capture = _Capture()
-        self._scan_tail = b""
+        self._capture = Capture()
         self._total = 0               # bytes seen on the stream
-        self._events: list[tuple[int, str, bytes]] = []  # (stream offset, kind, value), in order
-        self._offsets: list[int] = []                      # the events' offsets, for bisect
         self._closed = False
         self._column = 0
         self.rows, self.cols = 24, 80
@@ -203,7 +142,7 @@ class Shell:
                     # but its failure is worth knowing: a recorder that fails loses data.
                     log.error("an output listener failed (%r)", fn, exc_info=True)
             with self._cond:
-                self._scan(data)
+                self._markers.scan(data, self._total)
                 self._capture.add(data)
                 self._total += len(data)
                 self._cond.notify_all()
@@ -230,23 +169,6 @@ class Shell:
         if tail:
             self._column = (self._column + len(printout(tail.decode("utf-8", "replace")))) % max(1, self.cols)
 
-    def _scan(self, data: bytes) -> None:
-        window = self._scan_tail + data
-        base = self._total - len(self._scan_tail)
-        found = []
-        for kind, rx in (("ps1", self._ps1), ("ps2", self._ps2), ("login", self._login)):
-            for m in rx.finditer(window):
-                end = base + m.end()
-                if end <= self._total:
-                    continue  # it ended in the previous chunk: seen then already
-                found.append((end, kind, m.group(1) if m.groups() else b""))
-        for ev in sorted(found):
-            if self._offsets and ev[0] < self._offsets[-1]:
-                continue  # never out of order
-            self._events.append(ev)
-            self._offsets.append(ev[0])
-        self._scan_tail = window[-128:]
-
     # -- control --------------------------------------------------------------------------------
     def resize(self, rows: int, cols: int) -> None:
         self.rows, self.cols = rows, cols
@@ -255,19 +177,6 @@ class Shell:
     def send(self, data: bytes) -> None:
         """Raw keystrokes (operator takeover)."""
         self.term.write(data)
-
-    def _event_after(self, offset: int, kinds: tuple[str, ...]) -> tuple[int, str, bytes] | None:
-        for i in range(bisect.bisect_right(self._offsets, offset), len(self._events)):
-            if self._events[i][1] in kinds:
-                return self._events[i]
-        return None
-
-    def _last_event_after(self, offset: int, kinds: tuple[str, ...]) -> tuple[int, str, bytes] | None:
-        first = bisect.bisect_right(self._offsets, offset)
-        for i in range(len(self._events) - 1, first - 1, -1):
-            if self._events[i][1] in kinds:
-                return self._events[i]
-        return None
 
     def _at_prompt(self) -> bool:
         """The shell holds the terminal (or that cannot be known)."""
@@ -285,13 +194,13 @@ class Shell:
         Returns the event; None when there is no marker after `mark`; False when there is one but
         the shell has not (yet) been seen waiting at its input. Called with the lock held.
         """
-        if self._event_after(mark, kinds) is None:
+        if self._markers.first_after(mark, kinds) is None:
             return None
         if not self._at_prompt():
             return False
         at_input = self._shell_at_input()
         if at_input is None:  # cannot be known: the first marker counts, as it comes
-            return self._event_after(mark, kinds)
+            return self._markers.first_after(mark, kinds)
         if not at_input:
             self._settled_at = None
             return False
@@ -306,7 +215,7 @@ class Shell:
             self._settled_at = now
         if now - self._settled_at < SETTLE:
             return False
-        return self._last_event_after(mark, kinds)
+        return self._markers.last_after(mark, kinds)
 
     def login(self) -> str:
         """Wait for the first prompt; return the orientation (banner, motd, prompt) as printed."""
@@ -314,7 +223,7 @@ class Shell:
         waiting_since: float | None = None
         with self._cond:
             while True:
-                if self._event_after(-1, ("ps1",)) is not None:
+                if self._markers.first_after(-1, ("ps1",)) is not None:
                     if self.shell_pgrp is None:
                         self.shell_pgrp = self.term.foreground_pgrp()
                     ev = self._prompt_after(-1, ("ps1",))
@@ -331,7 +240,7 @@ class Shell:
                 if now > deadline:
                     raise LoginTimeout(f"no prompt from the shell within {self.limits.login_timeout:.0f} s")
                 pgrp = self.term.foreground_pgrp()
-                if self._event_after(-1, ("ps1",)) is None and pgrp is not None \
+                if self._markers.first_after(-1, ("ps1",)) is None and pgrp is not None \
                         and self.term.waiting_for_input(pgrp):
                     # It waits for the keyboard and never showed teletype's prompt: not a shell that
                     # reads $ENV (or one told to ignore it). Waiting longer would not help.
@@ -342,15 +251,15 @@ class Shell:
                                          "interactive (dash, ash, bash --posix)")
                 else:
                     waiting_since = None
-                self._cond.wait(0.002 if self._event_after(-1, ("ps1",)) is not None else 0.2)
+                self._cond.wait(0.002 if self._markers.first_after(-1, ("ps1",)) is not None else 0.2)
             raw = self._take(ev[0])
         self.term.save_modes()
         start = 0
-        m = self._login.search(raw)
+        m = self._markers.login.search(raw)
         if m:
             start = m.end()
         text = printout(raw[start:].decode("utf-8", "replace")).lstrip("\n")
-        output, prompt = _split_prompt(text)
+        output, prompt = split_prompt(text)
         return elide_middle(output, self.limits.observation_chars) + prompt
 
     def _take(self, end: int) -> bytes:
@@ -362,7 +271,7 @@ class Shell:
             cut -= dropped
         cut = max(0, min(cut, len(raw)))
         rest = raw[cut:]
-        self._capture = _Capture()
+        self._capture = Capture()
         self._capture.add(rest)
         self._cap_start = end
         self._dropped_last = dropped
@@ -382,8 +291,7 @@ class Shell:
             self._capture.total = len(self._capture.bytes()[0])  # the flood bound counts from here
             if not self._closed:
                 # Markers before this command can never end it.
-                self._events.clear()
-                self._offsets.clear()
+                self._markers.clear()
         if not self._closed:
             self.term.prepare_input()
         for i, line in enumerate(lines):
@@ -412,7 +320,7 @@ class Shell:
             if outcome == "prompt_lost":
                 status, end = self._rearm_prompt(notes)
                 break
-            notes.append(self._interrupt_note(outcome, command, limit))
+            notes.append(interrupt_note(outcome, command, limit))
             status, end = self._interrupt()
             break
         with self._cond:
@@ -524,7 +432,7 @@ class Shell:
                 now = time.monotonic()
                 if now >= deadline:
                     return "timeout", None, None
-                seen = len(self._events)
+                seen = len(self._markers.events)
                 if ev is False:
                     # A marker, but the shell is not (yet) at its input: it prints the prompt, then
                     # reads. Look again soon; a marker some output copied waits for the real one.
@@ -532,7 +440,7 @@ class Shell:
                     pause = min(pause * 2, 0.05)
                 else:
                     self._cond.wait(min(0.2, deadline - now))
-                if len(self._events) != seen or self._closed:
+                if len(self._markers.events) != seen or self._closed:
                     continue
                 now = time.monotonic()
                 if now - last_probe < 0.2:
@@ -622,68 +530,15 @@ class Shell:
                 else:
                     self._cond.wait(deadline - now)
 
-    @staticmethod
-    def _interrupt_note(reason: str, command: str, limit: float) -> str:
-        name = command.strip().split("\n")[0].split()[0] if command.strip() else "the command"
-        return {
-            "timeout": f"[teletype: the command did not finish within {limit:g} s; it was interrupted]",
-            "input": (f"[teletype: {name} waited for keyboard input; this terminal has no one to answer "
-                      "interactive programs, so it was interrupted. Use non-interactive commands.]"),
-            "flood": "[teletype: the command printed too much output; it was interrupted]",
-            "incomplete": ("[teletype: the command is incomplete (an unterminated heredoc or quote) and "
-                           "the shell asked for more input; it was cancelled with ^C]"),
-        }[reason]
-
     def _observe(self, raw: bytes, dropped: int, notes: list[str], first_line: str = "",
                  final: bool = False, typed_ahead: bool = False) -> Observation:
         hide, self._hide = self._hide, None
-        if hide is not None:  # the re-armed prompt's own line
-            at = raw.find(hide[1])
-            if at >= 0:
-                nl = raw.find(b"\n", at)
-                raw = raw[:at] + (raw[nl + 1:] if nl >= 0 else b"")
-        # The terminal echoes the first typed line; the model already knows what it typed. Output
-        # from background jobs may come before the echo: keep it, drop only the echo itself.
-        echo = first_line.encode("utf-8") + b"\r\n"
-        at = raw.find(echo) if first_line else -1
-        if at >= 0:
-            body = raw[:at] + raw[at + len(echo):]
-        else:
-            # No exact echo: a line editor redrew it (busybox ash past the right margin), or echo is
-            # off for this line (ash does not edit, and so does not echo, under `stty -echo`). Drop
-            # the first line only if it shows what was typed.
-            nl = raw.find(b"\n")
-            first = printout(raw[:nl].decode("utf-8", "replace")).rstrip() if nl >= 0 else ""
-            tail = first_line.rstrip()[-16:]
-            # A person types ahead of the shell (takeover): the start of the line was echoed before
-            # the prompt, so the echo here is the rest of it.
-            partial = typed_ahead and first.strip() and first_line.rstrip().endswith(first.strip())
-            if nl >= 0 and (not tail or first.endswith(tail) or partial):
-                body = raw[nl + 1:]
-            else:
-                body = raw if first_line else (raw[nl + 1:] if nl >= 0 else b"")
-        text = printout(body.decode("utf-8", "replace"))
-        if final:
-            output, prompt = text, ""
-        else:
-            output, prompt = _split_prompt(text)
-        output = elide_middle(output, self.limits.observation_chars, already=dropped)
-        note_text = "".join(n + "\n" for n in notes)
-        return Observation(text=output + note_text + prompt, notes=notes)
+        return observation(raw, dropped, notes, first_line, limit=self.limits.observation_chars, final=final,
+                           typed_ahead=typed_ahead, hide=hide[1] if hide is not None else None)
 
     def close(self) -> None:
         self.term.close()
         self._reader.join(timeout=2.0)
 
 
-def _split_prompt(text: str) -> tuple[str, str]:
-    """(output, prompt): the prompt is the last line, at most PROMPT_CHARS of it; output printed
-    without a final newline stays on the prompt's line, and whatever exceeds that counts as output."""
-    if "\n" in text:
-        output, prompt = text.rsplit("\n", 1)
-        output += "\n"
-    else:
-        output, prompt = "", text
-    if len(prompt) > PROMPT_CHARS:
-        output, prompt = output + prompt[:-PROMPT_CHARS] + "\n", prompt[-PROMPT_CHARS:]
-    return output, prompt
+__all__ = ["Limits", "LoginTimeout", "Observation", "Shell", "ShellError"]
