@@ -90,6 +90,12 @@ class Generated:
     archetype: str
     style: str
     variant: str
+    directive: str = ""
+    """The assignment itself, as the announcement hides it in the world (paragraphs, blank-line separated)."""
+    checks: int = 0
+    """How many of the scenario's checks, from the first, are the task's (the rest are the announcement's)."""
+    work: tuple[str, ...] = ()
+    """The reference commands once the directive is known (the [solution] without discovery and ending)."""
 
 
 def build(archetype: str, seed: int, i: int) -> Generated:
@@ -136,7 +142,9 @@ def build(archetype: str, seed: int, i: int) -> Generated:
     back = tomllib.loads(text)
     if back != doc:  # pragma: no cover - a TOML writer bug
         raise AssertionError(f"{archetype} seed {seed} #{i}: the TOML writer does not round-trip")
-    return Generated(text=text, archetype=archetype, style=style, variant=variant.__name__)
+    return Generated(text=text, archetype=archetype, style=style, variant=variant.__name__,
+                     directive="\n\n".join(task.directive), checks=len(task.checks),
+                     work=tuple(task.work))
 
 
 def generate(archetype: str, n: int = 10, seed: int = 0, out: str | Path = "generated") -> list[Path]:
