@@ -23,7 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from teletype.engine.errors import SandboxError  # noqa: E402
 from teletype.engine.eval.oneshot import probe, reference, worlds  # noqa: E402
+from teletype.engine.policy.base import PolicyError  # noqa: E402
 from teletype.engine.policy.options import resolve_preset  # noqa: E402
 from teletype.engine.worlds.generators import ARCHETYPES  # noqa: E402
 
@@ -62,6 +64,8 @@ def main() -> None:
         todo = worlds(archetypes(args.archetypes), args.seed, args.n)
     except ValueError as e:
         sys.exit(f"probe_oneshot: {e}")
+    if not todo:
+        sys.exit("probe_oneshot: no worlds to probe (--n must be 1 or more; panic is never probed)")
     runs: list[tuple[str, str | None, str | None]] = [("reference", None, None)]
     for m in args.model:
         base, adapter = resolve_preset(m, None, None)
@@ -69,13 +73,20 @@ def main() -> None:
     out = open(args.out, "w", encoding="utf-8") if args.out else None
     table: dict[str, dict[str, list[bool]]] = {}
     for name, b, a in runs:
-        answer = answerer(b, a, args.max_new_tokens) if b else None
+        try:
+            answer = answerer(b, a, args.max_new_tokens) if b else None
+        except PolicyError as e:
+            sys.exit(f"probe_oneshot: {e}")
         t0 = time.perf_counter()
         for arch, seed, i in todo:
-            if answer is None:
-                p = probe(arch, seed, i, lambda chat, w=(arch, seed, i): reference(*w), sandbox=args.sandbox, most=None)
-            else:
-                p = probe(arch, seed, i, answer, sandbox=args.sandbox)
+            try:
+                if answer is None:
+                    p = probe(arch, seed, i, lambda chat, w=(arch, seed, i): reference(*w), sandbox=args.sandbox,
+                              most=None)
+                else:
+                    p = probe(arch, seed, i, answer, sandbox=args.sandbox)
+            except (PolicyError, SandboxError) as e:
+                sys.exit(f"probe_oneshot: {arch}_{seed}_{i} ({name}): {e}")
             table.setdefault(arch, {}).setdefault(name, []).append(p.verified)
             if out:
                 out.write(json.dumps({"model": name, **p.to_dict()}) + "\n")

@@ -85,3 +85,8 @@ def test_probe_script_runs_a_model_beside_the_reference(tiny_model_dir, tmp_path
     bad = subprocess.run([sys.executable, str(REPO / "bench" / "probe_oneshot.py"), "--model", str(tiny_model_dir),
                           "--archetypes", "nope"], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert bad.returncode != 0 and "unknown archetype 'nope'" in bad.stderr and "Traceback" not in bad.stderr
+    for argv, said in ((["--model", str(tmp_path / "no-such-model"), "--archetypes", "lists", "--n", "1"], "no-such-model"),
+                       (["--model", str(tiny_model_dir), "--archetypes", "panic"], "no worlds to probe")):
+        bad = subprocess.run([sys.executable, str(REPO / "bench" / "probe_oneshot.py"), *argv], capture_output=True,
+                             text=True, timeout=300, cwd=REPO)
+        assert bad.returncode != 0 and said in bad.stderr and "Traceback" not in bad.stderr, bad.stderr[-2000:]

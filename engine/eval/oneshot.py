@@ -2,16 +2,17 @@
 
 A live eval measures the whole routine: find the directive, carry it out, end the session. This
 probe takes the routine away. A generated world's directive is put to the model as a plain chat
-question ("I am at a POSIX shell as USER on HOST... Reply with only the shell commands"), its answer
-is typed into the world's sandbox line by line, and the world's own checker grades the result. It
-asks what a model brings to a task type by itself: a command that the base model cannot write
-when told the task outright is not one that operate-and-terminate training can transfer to it.
+question ("I am logged in to a POSIX shell as USER on HOST ... Reply with only the shell commands"),
+the commands of its answer are typed into the world's sandbox one by one, and the world's own
+checks grade the result. It asks what a model brings to a task type by itself: a command that the
+base model cannot write when told the task outright is not one that operate-and-terminate training
+can transfer to it.
 
-The reading of the answer is generous, so that the probe is an upper bound on what the model
-knows, not a test of its formatting: the first fenced code block if there is one (else every line),
-a leading `$ ` and `sudo ` dropped (there is no sudo in a sandbox, and no need of one in
-your own home), comment and blank lines skipped, a heredoc or a loop spread over lines typed as one command, at
-most MAX_LINES commands typed.
+The answer is read generously, so that the probe bounds what the model knows from above instead of
+testing its formatting: the first fenced code block if there is one (else every line), a leading
+`$ ` and `sudo ` dropped (there is no sudo in a sandbox, and no need of one in your own home),
+comment and blank lines skipped, a heredoc or a loop spread over lines typed as one command, at most
+MAX_LINES commands typed. Everything else is typed as written, prose included.
 
 Only generated worlds can be probed: their generator knows the directive that the announcement
 hides somewhere in the world. The panic archetype is left out (its right answer is to refuse).
