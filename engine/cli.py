@@ -163,7 +163,7 @@ def cmd_export(args) -> int:
 def cmd_clean(args) -> int:
     """Remove what killed runs left behind: staging dirs (and their mounts) whose owner is gone,
     and docker containers labelled teletype=1 whose owner is gone."""
-    from teletype.engine.sandbox.staging import clean_orphans, find_orphans
+    from teletype.engine.sandbox.stagingdir import clean_orphans, find_orphans
 
     orphans = find_orphans() if args.dry_run else clean_orphans()
     for o in orphans:

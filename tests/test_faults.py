@@ -28,7 +28,7 @@ from util import (
 
 from teletype.engine.eval.evaluate import load_results, run_eval
 from teletype.engine.policy.options import ModelChoice
-from teletype.engine.sandbox.staging import OWNER_FILE, OWNER_SCHEMA, StagingDir, find_orphans, owner_record
+from teletype.engine.sandbox.stagingdir import OWNER_FILE, OWNER_SCHEMA, StagingDir, find_orphans, owner_record
 
 pytestmark = needs_bwrap
 

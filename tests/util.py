@@ -177,7 +177,7 @@ def staging_dirs_of(pid: int) -> list[Path]:
     """The staging dirs (in the temp folder) whose owner record names process `pid`."""
     import tempfile
 
-    from teletype.engine.sandbox.staging import PREFIX, read_owner
+    from teletype.engine.sandbox.stagingdir import PREFIX, read_owner
 
     found = []
     for p in Path(tempfile.gettempdir()).glob(PREFIX + "*"):

@@ -16,7 +16,8 @@ from typing import Protocol, runtime_checkable
 
 # Staging is contained (no symlink followed, no `..`): see staging.py.
 from teletype.engine.errors import SandboxError  # noqa: F401  (part of this interface)
-from teletype.engine.sandbox.staging import STAGED_MTIME, StagingDir, stage_home  # noqa: F401  (re-exported)
+from teletype.engine.sandbox.staging import STAGED_MTIME, stage_home  # noqa: F401  (re-exported)
+from teletype.engine.sandbox.stagingdir import StagingDir  # noqa: F401  (re-exported)
 from teletype.engine.worlds.scenario import Scenario
 
 TELETYPE_NAME = "teletype"

@@ -30,7 +30,8 @@ from teletype.engine.sandbox.base import (
     stage_run_dir,
 )
 from teletype.engine.sandbox.ptyterm import PtyTerminal
-from teletype.engine.sandbox.staging import chown_tree, clean_orphans, mount_tmpfs
+from teletype.engine.sandbox.staging import chown_tree
+from teletype.engine.sandbox.stagingdir import clean_orphans, mount_tmpfs
 from teletype.engine.worlds.scenario import Scenario
 
 log = logging.getLogger(__name__)

@@ -47,7 +47,7 @@ from teletype.engine.sandbox.dockerapi import (
 )
 from teletype.engine.sandbox.dockerimage import ensure_busybox_image
 from teletype.engine.sandbox.dockerterm import DockerTerminal, host_tree, in_container
-from teletype.engine.sandbox.staging import clean_orphans, owner_record, owner_state
+from teletype.engine.sandbox.stagingdir import clean_orphans, owner_record, owner_state
 from teletype.engine.worlds.scenario import Scenario
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ MEM_LIMIT = "512m"
 FSIZE_LIMIT = 256 << 20   # largest file the sandbox may write
 NOFILE_LIMIT = 1024
 LABEL = "teletype"
-OWNER_LABEL = "teletype.owner"   # the process that created it (teletype.engine.sandbox.staging.owner_record)
+OWNER_LABEL = "teletype.owner"   # the process that created it (teletype.engine.sandbox.stagingdir.owner_record)
 
 # pid 1: waits (and so reaps every orphan the session leaves behind) and ends on TERM.
 PLACEHOLDER = ("trap 'exit 0' TERM; command -v sleep >/dev/null || { echo 'teletype: no sleep in the image' >&2; "
