@@ -46,7 +46,8 @@ from teletype.engine.sandbox.dockerapi import (
     short,
 )
 from teletype.engine.sandbox.dockerimage import ensure_busybox_image
-from teletype.engine.sandbox.dockerterm import DockerTerminal, host_tree, in_container
+from teletype.engine.sandbox.dockerproc import host_tree, in_container
+from teletype.engine.sandbox.dockerterm import DockerTerminal
 from teletype.engine.sandbox.stagingdir import clean_orphans, owner_record, owner_state
 from teletype.engine.worlds.scenario import Scenario
 

@@ -25,98 +25,10 @@ from typing import Protocol
 
 from teletype.engine.sandbox.base import ExecResult
 from teletype.engine.sandbox.dockerapi import hijack, ready, recv
+from teletype.engine.sandbox.dockerproc import FIND_SHELL, RESTORE, WAITING, in_container, ns_pid, stat_fields
 from teletype.engine.sandbox.ptyterm import READ_SYSCALLS, at_line_input, blocked_on_tty, pids_in_pgrp
 
 log = logging.getLogger(__name__)
-
-# In-container helpers (remote daemons), run as the login user. $1 is a pid in the container.
-_WAITING = r"""
-sh=$1; reads=$2
-t=$(readlink /proc/$sh/fd/0) || exit 3
-case $(stty -F "$t" -a 2>/dev/null) in *-icanon*) echo raw; exit 0;; esac
-read -r l < /proc/$sh/stat || exit 3
-r=${l##*) }; set -- $r; tp=$6
-[ "$tp" -gt 0 ] 2>/dev/null || exit 0
-for d in /proc/[0-9]*; do
-  read -r l < $d/stat 2>/dev/null || continue
-  r=${l##*) }; set -- $r
-  [ "$3" = "$tp" ] || continue
-  case $1 in T|t) echo stopped; exit 0;; S) ;; *) continue;; esac
-  read -r nr fd rest < $d/syscall 2>/dev/null || continue
-  case " $reads " in *" $nr "*) ;; *) continue;; esac
-  case $(readlink $d/fd/$((fd)) 2>/dev/null) in /dev/pts/*|/dev/tty*|/dev/console) echo read; exit 0;; esac
-done
-exit 0
-"""
-
-# Cooked modes again on the tty of the shell with container pid $1, unless the shell holds it;
-# with $2 = kill, the process group holding it is killed too (after the modes are fixed).
-_RESTORE = r"""
-__tt_restore() {
-  k=$2
-  t=$(readlink /proc/$1/fd/0) && read -r l < /proc/$1/stat || return 0
-  r=${l##*) }; set -- $r
-  [ "$6" = "$3" ] && return 0
-  stty -F "$t" sane
-  [ "$k" = kill ] && [ "$6" -gt 1 ] && kill -s KILL -- "-$6"
-  return 0
-}
-"""
-
-_FIND_SHELL = r"""
-for d in /proc/[0-9]*; do
-  read -r l < $d/stat 2>/dev/null || continue
-  p=${l%% *}; r=${l##*) }; set -- $r
-  [ "$4" = "$p" ] && [ "$5" != 0 ] && echo $p
-done
-exit 0
-"""
-
-
-def _stat_fields(path: str) -> list[str] | None:
-    """/proc/PID/stat from the state on (field 3), or None."""
-    try:
-        with open(path, "rb") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    return stat[stat.rfind(b")") + 2:].decode("ascii", "replace").split()
-
-
-def in_container(pid: int, container_id: str) -> bool:
-    try:
-        with open(f"/proc/{pid}/cgroup") as f:
-            return container_id in f.read()
-    except OSError:
-        return False
-
-
-def _ns_pid(pid: int) -> int | None:
-    """The pid of host process `pid` in its innermost pid namespace."""
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                if line.startswith("NSpid:"):
-                    return int(line.split()[-1])
-    except (OSError, ValueError):
-        pass
-    return None
-
-
-def host_tree(root: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(f"/proc/{entry}/stat")
-            if fields and len(fields) > 1:
-                children.setdefault(int(fields[1]), []).append(int(entry))
-    tree, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        tree.append(pid)
-        todo.extend(children.get(pid, []))
-    return tree
-
 
 def _sane(attrs: list) -> list:
     """`stty sane` on a tcgetattr list: cooked input, echo, signals, output post-processing."""
@@ -181,11 +93,11 @@ class DockerTerminal:
         self.resize(rows, cols)
         cid = container_id or ""
         if pid and not force_remote and in_container(pid, cid):
-            fields = _stat_fields(f"/proc/{pid}/stat")
+            fields = stat_fields(f"/proc/{pid}/stat")
             if fields and len(fields) > 19:
                 self.host_pid = pid
                 self._start_time = fields[19]
-                self.container_pid = _ns_pid(pid)
+                self.container_pid = ns_pid(pid)
                 self._host_tty = self._tty_attrs() is not None
         if self.container_pid is None and pid:
             self.container_pid = self._find_shell()
@@ -230,13 +142,13 @@ class DockerTerminal:
     def _same_shell(self) -> bool:
         if self.host_pid is None:
             return False
-        fields = _stat_fields(f"/proc/{self.host_pid}/stat")
+        fields = stat_fields(f"/proc/{self.host_pid}/stat")
         return bool(fields) and len(fields) > 19 and fields[19] == self._start_time and fields[0] not in "ZX"
 
     def foreground_pgrp(self) -> int | None:
         if self.host_pid is None:
             return None
-        fields = _stat_fields(f"/proc/{self.host_pid}/stat")
+        fields = stat_fields(f"/proc/{self.host_pid}/stat")
         if not fields or len(fields) < 6 or fields[19:20] != [self._start_time]:
             return None
         tpgid = int(fields[5])
@@ -290,7 +202,7 @@ class DockerTerminal:
             return self._waiting
         self._waiting_at = now
         reads = " ".join(str(n) for n in READ_SYSCALLS.get(platform.machine(), ()))
-        res = self._exec(["/bin/sh", "-c", _WAITING, "sh", str(self.container_pid), reads], timeout=5.0)
+        res = self._exec(["/bin/sh", "-c", WAITING, "sh", str(self.container_pid), reads], timeout=5.0)
         self._waiting = res is not None and res.returncode == 0 and bool(res.output.strip())
         self._waiting_at = time.monotonic()
         return self._waiting
@@ -316,7 +228,7 @@ class DockerTerminal:
         if self.container_pid is not None:
             # Remote daemon: foreground_pgrp() is None, so the Shell could not kill the program
             # that held the terminal. If one still does, fix the modes and end it here.
-            self._exec(["/bin/sh", "-c", _RESTORE + '__tt_restore "$1" kill', "sh", str(self.container_pid)],
+            self._exec(["/bin/sh", "-c", RESTORE + '__tt_restore "$1" kill', "sh", str(self.container_pid)],
                        timeout=5.0)
 
     def at_line_input(self, pid: int) -> bool | None:
@@ -364,7 +276,7 @@ class DockerTerminal:
             if not self._same_shell():
                 return
             if unless_shell:
-                fields = _stat_fields(f"/proc/{self.host_pid}/stat")
+                fields = stat_fields(f"/proc/{self.host_pid}/stat")
                 if fields and fields[5] == fields[2]:  # tpgid == the shell's own group
                     return
             attrs = termios.tcgetattr(fd)
@@ -395,13 +307,13 @@ class DockerTerminal:
             except ProcessLookupError:
                 return
             except PermissionError:
-                pgrp = _ns_pid(pgrp) or 0  # kill it from inside, by its pid there
+                pgrp = ns_pid(pgrp) or 0  # kill it from inside, by its pid there
                 if not pgrp:
                     return
         name = signal.Signals(sig).name[3:]
         script = 'kill -s "$1" -- "-$2"'
         if self.container_pid is not None and sig in (signal.SIGKILL, signal.SIGTERM, signal.SIGHUP):
-            script = _RESTORE + '__tt_restore "$3"; ' + script
+            script = RESTORE + '__tt_restore "$3"; ' + script
         self._exec(["/bin/sh", "-c", script, "sh", name, str(pgrp), str(self.container_pid or 0)], timeout=5.0)
 
     def _signal_shell(self, sig: int) -> None:
@@ -419,7 +331,7 @@ class DockerTerminal:
 
     def _find_shell(self) -> int | None:
         """The login shell's pid inside the container: the session leader that has a tty."""
-        res = self._exec(["/bin/sh", "-c", _FIND_SHELL], timeout=5.0)
+        res = self._exec(["/bin/sh", "-c", FIND_SHELL], timeout=5.0)
         if res is None:
             return None
         pids = [int(p) for p in res.output.split() if p.isdigit()]
