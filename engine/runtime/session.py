@@ -26,6 +26,7 @@ from teletype.engine.record.checker import CheckReport, run_checks
 from teletype.engine.record.outcome import Outcome, classify, is_terminal, turn_operated
 from teletype.engine.record.recorder import SCHEMA, Recorder
 from teletype.engine.runtime.shell import Limits, LoginTimeout, Observation, Shell, ShellError
+from teletype.engine.runtime.takeover import Takeover
 from teletype.engine.sandbox import DEFAULT, open_sandbox
 from teletype.engine.sandbox.base import Sandbox, prompt_setup
 from teletype.engine.worlds.scenario import Scenario
@@ -90,10 +91,7 @@ class Session:
         self.outcome: Outcome | None = None
         self.last_check: CheckReport | None = None
         self.panic_reason: str | None = None
-        self._keyline = ""   # operator takeover: the line being typed, and the last one entered
-        self._keyed = ""
-        self._takeover: _TakeoverCommand | None = None
-        self._takeover_lock = threading.Lock()
+        self._takeover = Takeover(self._takeover_done)
         self._step_lock = threading.RLock()
         self.on_takeover_step: Callable[[StepResult], None] | None = None
         """Called (on a background thread) after each command entered during takeover."""
@@ -282,51 +280,20 @@ class Session:
             return
         if self.recorder is not None:
             self.recorder.input(data)
-        for ch in data.decode("utf-8", "replace"):
-            if ch in "\r\n":
-                line, self._keyline = self._keyline, ""
-                self._keyed = line
-                self._line_entered(line)
-                continue
-            if ch in "\x7f\b":
-                self._keyline = self._keyline[:-1]
-            elif ch in "\x03\x15":
-                self._keyline = ""
-            elif ch >= " ":
-                self._keyline += ch
-            self.shell.send(ch.encode("utf-8"))
-        # (keys go one by one so that an Enter is seen exactly where it falls)
-
-    def _line_entered(self, line: str) -> None:
-        with self._takeover_lock:
-            watcher = self._takeover
-            if watcher is not None and watcher.is_alive():
-                if self.shell.at_continuation(watcher.last_mark):
-                    watcher.lines.append(line)
-                watcher.last_mark = self.shell.offset()
-                self.shell.send(b"\r")
-                return
-            mark = self.shell.offset()
-            self.shell.send(b"\r")
-            if not line.strip():
-                return  # an empty line is no command
-            watcher = _TakeoverCommand(self, line, mark)
-            self._takeover = watcher
-            watcher.start()
+        self._takeover.keys(self.shell, data)
 
     def takeover_running(self) -> bool:
         """Whether a command the operator entered during takeover is still running."""
-        w = self._takeover
-        return w is not None and w.is_alive()
+        return self._takeover.running()
 
-    def _takeover_done(self, w: _TakeoverCommand, obs: Observation) -> None:
-        command = "\n".join(w.lines)
+    def _takeover_done(self, lines: list[str], obs: Observation) -> None:
+        command = "\n".join(lines)
         with self._step_lock:
             if self.ended or self.outcome is not None:
                 return
             self.steps += 1
             if self.recorder is not None:
-                self.recorder.step(self.steps, w.lines[0])
+                self.recorder.step(self.steps, lines[0])
             self._append("assistant", command)
             result = self._conclude(command, is_terminal(command), obs, source="operator",
                                     extra={"takeover": True})
@@ -345,19 +312,16 @@ class Session:
         """Grade the final state, write trajectory.json, close the sandbox. Idempotent."""
         if self.outcome is not None:
             return self.outcome
-        w = self._takeover
-        if w is not None and w.is_alive():
-            # A command entered during takeover: recorded if the shell has come back (or ended) by
-            # now; one still running when the session is stopped is not a step.
-            w.stop.set()
-            w.join(timeout=3.0)
+        # A command entered during takeover: recorded if the shell has come back (or ended) by now;
+        # one still running when the session is stopped is not a step.
+        self._takeover.stop()
         if self.shell is not None and self.shell.closed and not self.ended:
             # It went away between steps: by a line typed during operator takeover, or a signal.
             code = self.shell.term.exit_code()
-            if runs_panic(self._keyed):
+            if runs_panic(self._takeover.last):
                 self.ended = "panic"
-                self.panic_reason = _panic_reason(self._keyed, "")
-            elif is_terminal(self._keyed) == "exit" or (code is not None and code < 128):
+                self.panic_reason = _panic_reason(self._takeover.last, "")
+            elif is_terminal(self._takeover.last) == "exit" or (code is not None and code < 128):
                 self.ended = "exit"
             else:
                 self.ended = "shell_lost"
@@ -451,22 +415,3 @@ class Session:
     def __exit__(self, *exc) -> None:
         if self.outcome is None:
             self.close()
-
-
-
-class _TakeoverCommand(threading.Thread):
-    """Waits for the shell's next prompt after a line the operator entered, then records the step."""
-
-    def __init__(self, session: Session, line: str, mark: int):
-        super().__init__(name="teletype-takeover", daemon=True)
-        self.session, self.lines, self.mark = session, [line], mark
-        self.last_mark = mark  # where the last line was entered (its continuation prompt comes after)
-        self.stop = threading.Event()
-
-    def run(self) -> None:
-        try:
-            obs = self.session.shell.observe_typed(self.lines[0], self.mark, self.stop)
-            if obs is not None:
-                self.session._takeover_done(self, obs)
-        except Exception:
-            log.error("recording a command typed during takeover failed", exc_info=True)
