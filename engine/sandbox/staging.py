@@ -21,11 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from teletype.engine.errors import SandboxError
+from teletype.engine.sandbox.stagingdir import NEW_FILE, OPEN_DIR
 
 STAGED_MTIME = 1767268800  # 2026-01-01 12:00 UTC: the mtime of every file a scenario stages
-
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _error(message: str) -> Exception:
@@ -56,7 +54,7 @@ class TreeWriter:
         root.mkdir(parents=True, exist_ok=True)
         self.root = root
         self.source = source
-        self.fd = os.open(root, _DIR)
+        self.fd = os.open(root, OPEN_DIR)
         self.kinds: dict[tuple[str, ...], tuple[str, str]] = {}   # parts -> (kind, key) staged so far
         self.modes: dict[tuple[str, ...], tuple[int, _Entry]] = {}   # applied last, by finish()
 
@@ -81,7 +79,7 @@ class TreeWriter:
                     except FileExistsError:
                         pass
                 try:
-                    sub = os.open(name, _DIR, dir_fd=fd)
+                    sub = os.open(name, OPEN_DIR, dir_fd=fd)
                 except OSError as exc:
                     where = "/".join(parts[:i + 1])
                     staged = self.kinds.get(parts[:i + 1])
@@ -119,7 +117,7 @@ class TreeWriter:
                 except FileExistsError:
                     pass
                 try:
-                    fd = os.open(name, _DIR, dir_fd=parent)
+                    fd = os.open(name, OPEN_DIR, dir_fd=parent)
                 except OSError as exc:
                     raise self._fail(entry, self._taken(parts, exc, "a folder")) from None
                 os.fchmod(fd, 0o755)
@@ -137,7 +135,7 @@ class TreeWriter:
                 os.symlink(target or "", name, dir_fd=parent)
             else:
                 try:
-                    fd = os.open(name, _NEW_FILE, 0o600, dir_fd=parent)
+                    fd = os.open(name, NEW_FILE, 0o600, dir_fd=parent)
                 except OSError as exc:
                     raise self._fail(entry, self._taken(parts, exc, "a file")) from None
                 with os.fdopen(fd, "wb") as f:
@@ -169,7 +167,7 @@ class TreeWriter:
                 continue
             parent = self._parent(entry, parts, create=False)
             try:
-                flags = _DIR if self.kinds[parts][0] == "dir" else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+                flags = OPEN_DIR if self.kinds[parts][0] == "dir" else os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
                 fd = os.open(parts[-1], flags, dir_fd=parent)
                 try:
                     os.fchmod(fd, mode)
@@ -200,7 +198,7 @@ def set_times(root_fd: int, when: int = STAGED_MTIME) -> None:
 
 def chown_tree(root: Path, uid: int, gid: int) -> None:
     """`root` and everything below it owned by uid:gid; symlinks themselves, never their targets."""
-    fd = os.open(root, _DIR)
+    fd = os.open(root, OPEN_DIR)
     try:
         os.fchown(fd, uid, gid)
         for _, dirs, files, dfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):

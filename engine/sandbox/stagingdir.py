@@ -25,8 +25,10 @@ PREFIX = "teletype-"
 OWNER_FILE = "owner.json"
 OWNER_SCHEMA = "teletype.staging/1"
 
-_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+OPEN_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+"""os.open flags for a folder that must not be reached through a symlink."""
+NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_CLOEXEC
+"""os.open flags for a file written here, never through a symlink."""
 
 
 def _boot_id() -> str:
@@ -134,7 +136,7 @@ def remove_tree(path: Path) -> None:
         return
     unmount_all(path)
     try:
-        fd = os.open(path, _DIR)
+        fd = os.open(path, OPEN_DIR)
     except OSError:
         fd = -1
     if fd >= 0:
@@ -143,7 +145,7 @@ def remove_tree(path: Path) -> None:
             for _, dirs, _files, dfd in os.fwalk(".", dir_fd=fd, follow_symlinks=False):
                 for name in dirs:
                     try:
-                        sub = os.open(name, _DIR, dir_fd=dfd)
+                        sub = os.open(name, OPEN_DIR, dir_fd=dfd)
                     except OSError:
                         # Mode 000 as a non-root owner: O_PATH would not allow fchmod either, so
                         # chmod by name (fchmodat without AT_SYMLINK_NOFOLLOW), after checking that
@@ -171,7 +173,7 @@ class StagingDir:
 
     def __init__(self, prefix: str = PREFIX):
         self.path = Path(tempfile.mkdtemp(prefix=prefix))
-        fd = os.open(self.path / OWNER_FILE, _NEW_FILE, 0o644)
+        fd = os.open(self.path / OWNER_FILE, NEW_FILE, 0o644)
         with os.fdopen(fd, "w") as f:
             json.dump(owner_record(), f)
 
@@ -229,5 +231,5 @@ def clean_orphans(root: Path | None = None) -> list[Orphan]:
     return orphans
 
 
-__all__ = ["OWNER_FILE", "OWNER_SCHEMA", "PREFIX", "Orphan", "StagingDir", "clean_orphans", "find_orphans",
-           "mount_tmpfs", "owner_record", "owner_state", "read_owner", "remove_tree"]
+__all__ = ["NEW_FILE", "OPEN_DIR", "OWNER_FILE", "OWNER_SCHEMA", "PREFIX", "Orphan", "StagingDir", "clean_orphans",
+           "find_orphans", "mount_tmpfs", "owner_record", "owner_state", "read_owner", "remove_tree"]
