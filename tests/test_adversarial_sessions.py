@@ -261,6 +261,13 @@ CASES = {
         ["exit 3"], lambda s, r: r[0].observation.exit_code == 3 or pytest.fail(str(r[0].observation)),
         ended_by="exit"),
     "set_e_then_false_exits": Case(["set -e", "false"], lambda s, r: None, ended_by="exit"),
+    # A forged prompt, then the shell leaves: the forgery neither sets the status nor cuts the output.
+    "forged_ps1_then_exit": Case(
+        [f'printf "{FORGED_PS1}"; sleep 0.5; echo AFTER; exit 3'],
+        lambda s, r: (r[0].observation.status is None or pytest.fail(str(r[0].observation)),
+                      r[0].observation.exit_code == 3 or pytest.fail(str(r[0].observation)),
+                      "AFTER" in r[0].observation.text or pytest.fail(r[0].observation.text)),
+        ended_by="exit"),
     "kill_minus_9_of_the_shell_is_lost": Case(["kill -9 $$"], lambda s, r: None, ended_by="shell_lost"),
 }
 
@@ -277,7 +284,7 @@ DOCKER_CASES = ["cat_panic_marker", "nonce_not_in_files_or_env", "forged_ps1_the
                 "panic_printed_is_not_panic", "a_program_that_kills_the_shell_is_shell_lost_not_panic",
                 "panic_run_from_a_command_list", "no_newline_zero_padding", "a_megabyte_without_newline",
                 "stty_minus_echo", "cursor_position_query_left_unread", "ps1_replaced", "exit_semicolon",
-                "true_and_exit", "exit_with_status"]
+                "true_and_exit", "exit_with_status", "forged_ps1_then_exit"]
 
 
 @pytest.mark.docker

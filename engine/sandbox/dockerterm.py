@@ -233,9 +233,12 @@ class DockerTerminal:
 
     def at_line_input(self, pid: int) -> bool | None:
         """With the daemon on this machine, as for a local pty: busybox ash polls its terminal in
-        raw mode while it edits a line (its `read` waits in cooked mode). None for a remote daemon."""
-        if not self._host_tty or not self._same_shell():
+        raw mode while it edits a line (its `read` waits in cooked mode). False once the shell is
+        gone (it waits for nothing); None for a remote daemon."""
+        if not self._host_tty:
             return None
+        if not self._same_shell():
+            return False
         attrs = self._tty_attrs()
         if attrs is None:
             return None

@@ -83,10 +83,13 @@ def at_line_input(pid: int, raw_mode: bool) -> bool | None:
     """Whether shell `pid` sits in its own command-line input. dash reads its command lines from
     fd 0 in cooked mode, 8 KiB at a time (its `read` builtin reads one byte; a sourced file comes on
     another fd); a line editor (busybox ash, bash's readline) waits on the terminal in raw mode
-    (their `read` builtins wait in cooked mode). None when /proc does not say (no permission)."""
+    (their `read` builtins wait in cooked mode). False for a process that is gone (it waits for
+    nothing); None when /proc does not say (no permission)."""
     try:
         with open(f"/proc/{pid}/syscall") as f:
             parts = f.read().split()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
     except OSError:
         return None
     if not parts or not parts[0].isdigit() or len(parts) < 4:
